@@ -1,0 +1,105 @@
+// Package signal is remedy's one model for everything that comes in: an Alertmanager
+// alert, a CloudEvent from a node agent, a Kubernetes node condition. Every source turns
+// its input into a Signal; the engine never sees the source's own types.
+//
+// The package is deliberately dependency-free so that the lean node agent can import it.
+package signal
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Kind names the condition a signal reports.
+type Kind string
+
+// The kinds remedy ships policies for. Other kinds are allowed: a policy decides what
+// they mean.
+const (
+	KindIRQSkew     Kind = "irq_skew"
+	KindPacketDrops Kind = "packet_drops"
+	KindVMFreeze    Kind = "vm_freeze"
+	KindPSI         Kind = "psi"
+)
+
+// Status is firing or resolved, as in Alertmanager.
+type Status string
+
+// Signal statuses.
+const (
+	Firing   Status = "firing"
+	Resolved Status = "resolved"
+)
+
+// Signal is one observation of a condition on one node.
+type Signal struct {
+	// Source names where the signal came from: "alertmanager", "agent", "kubernetes", ...
+	Source string `json:"source"`
+	Kind   Kind   `json:"kind"`
+	Node   string `json:"node"`
+	Status Status `json:"status"`
+	// Fingerprint identifies the condition across repeats (Alertmanager's fingerprint, or
+	// a hash of node+kind+labels for other sources).
+	Fingerprint string             `json:"fingerprint"`
+	StartsAt    time.Time          `json:"startsAt"`
+	EndsAt      time.Time          `json:"endsAt,omitzero"`
+	Labels      map[string]string  `json:"labels,omitempty"`
+	Annotations map[string]string  `json:"annotations,omitempty"`
+	Values      map[string]float64 `json:"values,omitempty"`
+	// Raw is the source's own payload for this signal, kept for the audit trail.
+	Raw json.RawMessage `json:"raw,omitempty"`
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+
+// Sentinel errors returned by Validate.
+var (
+	ErrNoNode    = errors.New("signal has no node")
+	ErrNoKind    = errors.New("signal has no kind")
+	ErrBadStatus = errors.New("signal status must be firing or resolved")
+)
+
+// Validate checks the fields every consumer relies on. Node and kind become NATS subject
+// tokens, so they are restricted to a safe alphabet.
+func (s *Signal) Validate() error {
+	switch {
+	case s.Node == "":
+		return ErrNoNode
+	case !nameRE.MatchString(s.Node):
+		return fmt.Errorf("invalid node name %q", s.Node)
+	case s.Kind == "":
+		return ErrNoKind
+	case !nameRE.MatchString(string(s.Kind)):
+		return fmt.Errorf("invalid kind %q", s.Kind)
+	case s.Status != Firing && s.Status != Resolved:
+		return fmt.Errorf("%w, got %q", ErrBadStatus, s.Status)
+	}
+	return nil
+}
+
+// Key is the signal's idempotency key: the same condition (fingerprint) that started at
+// the same time and is in the same state is the same signal, however often it is
+// delivered. Alertmanager re-sends firing alerts on every group_interval and retries on
+// failure; both collapse onto one key.
+func (s *Signal) Key() string {
+	fp := s.Fingerprint
+	if fp == "" {
+		fp = s.Node + "/" + string(s.Kind)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d", s.Source, fp, s.Status, s.StartsAt.UnixNano())
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Subject is the NATS subject a signal travels on.
+func (s *Signal) Subject() string {
+	return SubjectPrefix + "." + s.Node + "." + string(s.Kind)
+}
+
+// SubjectPrefix is the root of the signal subjects: remedy.signals.<node>.<kind>.
+const SubjectPrefix = "remedy.signals"
