@@ -6,6 +6,7 @@
 package signal
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -103,3 +104,9 @@ func (s *Signal) Subject() string {
 
 // SubjectPrefix is the root of the signal subjects: remedy.signals.<node>.<kind>.
 const SubjectPrefix = "remedy.signals"
+
+// Sink takes signals from a source. Submit returns once the signals are durably
+// recorded (or with an error, in which case the source must not acknowledge them).
+type Sink interface {
+	Submit(ctx context.Context, sigs []Signal) error
+}
