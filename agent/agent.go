@@ -1,0 +1,165 @@
+// Package agent is remedy's node executor: it consumes the actions addressed to its node
+// from JetStream, runs each through an explicit executor registry exactly once (a
+// journal on local disk remembers what ran), and publishes the result.
+//
+// The agent runs on every node, so it stays lean: it must not import OPA, client-go,
+// nats-server or SQL drivers (TestAgentDependencies enforces it).
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/remedyhq/remedy/agent/journal"
+	"github.com/remedyhq/remedy/engine/bus"
+	"github.com/remedyhq/remedy/executors"
+)
+
+// Options configure an agent.
+type Options struct {
+	Node     string
+	NATSURL  string
+	NATSOpts []nats.Option
+	// StateDir holds the action journal.
+	StateDir string
+	Registry *executors.Registry
+	// DryRun forces every action to a dry run, whatever the engine sent.
+	DryRun bool
+	// ActionTimeout bounds one execution (default 2m).
+	ActionTimeout time.Duration
+	Logger        *slog.Logger
+	Now           func() time.Time
+}
+
+// Agent executes one node's actions.
+type Agent struct {
+	o   Options
+	log *slog.Logger
+	js  jetstream.JetStream
+	j   *journal.Journal
+}
+
+// Run connects and executes actions until ctx ends.
+func Run(ctx context.Context, o Options) error {
+	if o.Node == "" {
+		return errors.New("agent: --node is required")
+	}
+	if o.Registry == nil {
+		return errors.New("agent: no executor registry")
+	}
+	if o.ActionTimeout <= 0 {
+		o.ActionTimeout = 2 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	j, err := journal.Open(o.StateDir)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	defer j.Close()
+	opts := append([]nats.Option{nats.Name("remedy-agent " + o.Node), nats.MaxReconnects(-1)}, o.NATSOpts...)
+	nc, err := nats.Connect(o.NATSURL, opts...)
+	if err != nil {
+		return fmt.Errorf("agent: connect nats: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("agent: jetstream: %w", err)
+	}
+	a := &Agent{o: o, log: o.Logger.With("node", o.Node), js: js, j: j}
+	a.log.Info("agent running", "actions", o.Registry.Actions(), "dry_run", o.DryRun)
+	cfg := jetstream.ConsumerConfig{
+		Durable:       bus.AgentConsumer(o.Node),
+		FilterSubject: bus.ActionSubject(o.Node),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       o.ActionTimeout + 30*time.Second,
+		MaxAckPending: 1, // one action at a time on a node
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	for {
+		err := bus.Consume(ctx, js, bus.StreamActions, cfg, a.handle)
+		if ctx.Err() != nil {
+			return nil
+		}
+		a.log.Warn("action consumer stopped; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+func (a *Agent) handle(ctx context.Context, msg jetstream.Msg) error {
+	var req executors.Request
+	if err := json.Unmarshal(msg.Data(), &req); err != nil || req.ID == "" {
+		a.log.Error("undecodable action; dropped", "subject", msg.Subject(), "err", err)
+		return bus.ErrTerminal
+	}
+	res, err := a.Execute(ctx, req)
+	if err != nil {
+		return err
+	}
+	return a.publish(ctx, res)
+}
+
+// Execute runs one action at most once per id: a known id returns its recorded result;
+// an id whose execution started but never finished (the agent died mid-action) is
+// retried once, then reported failed.
+func (a *Agent) Execute(ctx context.Context, req executors.Request) (executors.Result, error) {
+	st := a.j.Get(req.ID)
+	if st.Result != nil {
+		a.log.Info("action already ran; re-reporting", "action_id", req.ID, "status", st.Result.Status)
+		return *st.Result, nil
+	}
+	now := a.o.Now()
+	var res executors.Result
+	switch {
+	case req.Node != a.o.Node:
+		res = executors.Failure(req, now, executors.Refused, fmt.Errorf("action for node %q delivered to %q", req.Node, a.o.Node))
+	case !req.Deadline.IsZero() && now.After(req.Deadline):
+		res = executors.Failure(req, now, executors.Expired, fmt.Errorf("deadline %s passed", req.Deadline.Format(time.RFC3339)))
+	case st.Starts >= 2:
+		res = executors.Failure(req, now, executors.Failed, errors.New("agent stopped during this action twice; not retrying"))
+	default:
+		exec, _, err := a.o.Registry.Get(req.Action)
+		if err != nil {
+			res = executors.Failure(req, now, executors.Refused, err)
+			break
+		}
+		if err := a.j.Write(journal.Entry{ID: req.ID, Started: true}); err != nil {
+			return res, err
+		}
+		if a.o.DryRun {
+			req.DryRun = true
+		}
+		ectx, cancel := context.WithTimeout(ctx, a.o.ActionTimeout)
+		res = exec.Execute(ectx, req)
+		cancel()
+	}
+	if err := a.j.Write(journal.Entry{ID: req.ID, Result: &res}); err != nil {
+		return res, err
+	}
+	a.log.Info("action done", "action", req.Action, "action_id", req.ID, "status", res.Status, "message", res.Message)
+	return res, nil
+}
+
+func (a *Agent) publish(ctx context.Context, res executors.Result) error {
+	b, err := json.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("encode result: %w", err)
+	}
+	return bus.Publish(ctx, a.js, bus.ResultSubject(a.o.Node), "result:"+res.ID, b)
+}

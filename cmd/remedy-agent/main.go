@@ -1,0 +1,88 @@
+// Command remedy-agent is remedy's node executor: `remedy-agent run --node N` executes
+// the actions the engine dispatches to node N. It is deliberately lean (no OPA,
+// client-go, nats-server or SQL drivers) because it runs on every node.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/remedyhq/remedy/agent"
+	"github.com/remedyhq/remedy/executors"
+	"github.com/remedyhq/remedy/executors/catalog"
+)
+
+const usage = `remedy-agent — remedy's node executor
+
+Usage:
+  remedy-agent run  --node NAME [flags]   execute the actions dispatched to this node
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "remedy-agent:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "run":
+		return runAgent(ctx, args[1:], stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("remedy-agent run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o agent.Options
+	hostname, _ := os.Hostname()
+	fs.StringVar(&o.Node, "node", envOr("NODE_NAME", hostname), "this node's name (default $NODE_NAME or the hostname)")
+	fs.StringVar(&o.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS URL")
+	fs.StringVar(&o.StateDir, "state-dir", "/var/lib/remedy-agent", "directory for the action journal")
+	fs.BoolVar(&o.DryRun, "dry-run", false, "report what each action would change, change nothing")
+	fs.DurationVar(&o.ActionTimeout, "action-timeout", 2*time.Minute, "time limit of one action")
+	hostRoot := fs.String("host-root", "/", "where the host's / is mounted (/host in a pod)")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: l}))
+	o.Registry = executors.NewRegistry()
+	if err := o.Registry.Add(executors.OnNode, catalog.Node(catalog.Options{HostRoot: *hostRoot})...); err != nil {
+		return err
+	}
+	return agent.Run(ctx, o)
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"os"
+	"time"
+
+	"github.com/remedyhq/remedy/engine/app"
+	"github.com/remedyhq/remedy/engine/demo"
+)
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("remedy serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o app.Options
+	fs.StringVar(&o.DataDir, "data-dir", "data", "directory for the audit log and the embedded JetStream store")
+	fs.StringVar(&o.PolicyDir, "policies", "policies", "directory of Rego policies and data")
+	fs.StringVar(&o.Listen, "listen", "127.0.0.1:9095", "HTTP address for the webhook, API and metrics")
+	fs.StringVar(&o.NATSURL, "nats-url", "", "external NATS URL (default: run an embedded NATS server)")
+	fs.StringVar(&o.NATSListen, "nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server")
+	fs.BoolVar(&o.DryRun, "dry-run", false, "make every action a dry run")
+	fs.DurationVar(&o.ActionTTL, "action-ttl", 10*time.Minute, "how long a dispatched action stays worth running")
+	fs.Int64Var(&o.MaxBody, "webhook-max-body", 1<<20, "webhook body limit in bytes")
+	tokenFile := fs.String("webhook-token-file", "", "file holding the bearer token the webhook requires")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return err
+		}
+		o.WebhookToken = string(trimSpace(b))
+	}
+	if env := os.Getenv("REMEDY_WEBHOOK_TOKEN"); env != "" && o.WebhookToken == "" {
+		o.WebhookToken = env
+	}
+	log, err := newLogger(stderr, *level)
+	if err != nil {
+		return err
+	}
+	o.Logger = log
+	return app.Run(ctx, o)
+}
+
+func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("remedy demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o demo.Options
+	fs.StringVar(&o.PolicyDir, "policies", "policies", "directory of Rego policies and data")
+	fs.StringVar(&o.PayloadDir, "payloads", "testdata/alertmanager", "directory of sample Alertmanager webhook payloads")
+	fs.StringVar(&o.DataDir, "data-dir", "", "keep the engine's data here (default: a temporary directory)")
+	fs.BoolVar(&o.Live, "live", false, "let the agents really change this machine (default: dry run)")
+	fs.DurationVar(&o.Timeout, "timeout", 20*time.Second, "how long to wait for decisions and results")
+	level := fs.String("log-level", "warn", "log level of the engine and agents")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *level)
+	if err != nil {
+		return err
+	}
+	o.Logger = log
+	return demo.Run(ctx, o, stdout)
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}

@@ -1,0 +1,113 @@
+// Package api is the engine's HTTP surface: the Alertmanager webhook, health and
+// readiness, Prometheus metrics, and the read API the CLI uses (audit queries, the
+// running policy).
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/remedyhq/remedy/engine/audit"
+	"github.com/remedyhq/remedy/engine/policy"
+)
+
+// Options configure the API.
+type Options struct {
+	Webhook  http.Handler
+	Store    audit.Store
+	Policy   *policy.Holder
+	Gatherer prometheus.Gatherer
+	// Ready reports whether the engine can accept work (store and NATS reachable).
+	Ready func() error
+}
+
+// Handler returns the engine's HTTP handler.
+func Handler(o Options) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/webhooks/alertmanager", o.Webhook)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if o.Ready != nil {
+			if err := o.Ready(); err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+				return
+			}
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	if o.Gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("GET /api/v1/audit/events", func(w http.ResponseWriter, r *http.Request) {
+		f, err := ParseFilter(r.URL.Query().Get)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		evs, err := o.Store.Query(r.Context(), f)
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		if evs == nil {
+			evs = []audit.Event{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"events": evs})
+	})
+	mux.HandleFunc("GET /api/v1/policy", func(w http.ResponseWriter, _ *http.Request) {
+		p := o.Policy.Current()
+		writeJSON(w, http.StatusOK, map[string]any{"revision": p.Revision, "files": p.Files})
+	})
+	return mux
+}
+
+// ParseFilter reads an audit filter from query parameters: node, action, kind, type,
+// outcome, correlation_id, since and until (RFC 3339 or a duration back from now such as
+// 1h), limit.
+func ParseFilter(get func(string) string) (audit.Filter, error) {
+	f := audit.Filter{
+		Node: get("node"), Action: get("action"), Kind: get("kind"), Type: audit.Type(get("type")),
+		Outcome: get("outcome"), CorrelationID: get("correlation_id"),
+	}
+	var err error
+	if f.Since, err = parseTime(get("since")); err != nil {
+		return f, fmt.Errorf("since: %w", err)
+	}
+	if f.Until, err = parseTime(get("until")); err != nil {
+		return f, fmt.Errorf("until: %w", err)
+	}
+	if l := get("limit"); l != "" {
+		if f.Limit, err = strconv.Atoi(l); err != nil || f.Limit < 1 || f.Limit > 100000 {
+			return f, fmt.Errorf("limit: %q is not a number between 1 and 100000", l)
+		}
+	}
+	return f, nil
+}
+
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return t, fmt.Errorf("%q is neither a duration (1h) nor an RFC 3339 time", s)
+	}
+	return t, nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,254 @@
+// Package app assembles a running engine from options: the audit store, NATS (embedded
+// by default), the policy, the action catalogue, the engine, its NATS consumers and the
+// HTTP API. cmd/remedy only turns flags into Options; tests start the same App.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/remedyhq/remedy/engine"
+	"github.com/remedyhq/remedy/engine/api"
+	"github.com/remedyhq/remedy/engine/audit"
+	"github.com/remedyhq/remedy/engine/audit/sqlite"
+	"github.com/remedyhq/remedy/engine/bus"
+	"github.com/remedyhq/remedy/engine/bus/embedded"
+	"github.com/remedyhq/remedy/engine/facts"
+	"github.com/remedyhq/remedy/engine/policy"
+	"github.com/remedyhq/remedy/engine/transport"
+	"github.com/remedyhq/remedy/executors"
+	"github.com/remedyhq/remedy/executors/catalog"
+	"github.com/remedyhq/remedy/webhooks/alertmanager"
+)
+
+// Options configure the engine process.
+type Options struct {
+	// DataDir holds the SQLite audit log and the embedded JetStream store.
+	DataDir string
+	// PolicyDir is the directory of Rego policies and data.
+	PolicyDir string
+	// Listen is the HTTP address (webhook, API, metrics); ":0" picks a free port.
+	Listen string
+	// NATSURL selects an external NATS; empty starts the embedded server.
+	NATSURL string
+	// NATSListen is the embedded server's client address for agents (default
+	// 127.0.0.1:4222; "127.0.0.1:-1" picks a free port).
+	NATSListen string
+	// DryRun makes every action a dry run.
+	DryRun bool
+	// WebhookToken, when set, is required as a bearer token on the webhook.
+	WebhookToken string
+	// MaxBody bounds webhook bodies.
+	MaxBody int64
+	// Facts provides node and cluster facts (default: none known).
+	Facts facts.Provider
+	// ClusterExecutors run in the engine (Kubernetes actions).
+	ClusterExecutors []executors.Executor
+	ActionTTL        time.Duration
+	SweepInterval    time.Duration
+	Logger           *slog.Logger
+}
+
+// App is a running engine.
+type App struct {
+	Engine   *engine.Engine
+	Store    audit.Store
+	Policy   *policy.Holder
+	NATS     *nats.Conn
+	JS       jetstream.JetStream
+	Registry *prometheus.Registry
+
+	addr     string
+	natsURL  string
+	ns       *server.Server
+	srv      *http.Server
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	log      *slog.Logger
+}
+
+// Addr is the HTTP listen address.
+func (a *App) Addr() string { return a.addr }
+
+// URL is the HTTP base URL.
+func (a *App) URL() string { return "http://" + a.addr }
+
+// NATSURL is the NATS client URL agents connect to.
+func (a *App) NATSURL() string { return a.natsURL }
+
+// Start builds and starts everything; Stop undoes it.
+func Start(ctx context.Context, o Options) (_ *App, err error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.DataDir == "" {
+		o.DataDir = "data"
+	}
+	if o.PolicyDir == "" {
+		o.PolicyDir = "policies"
+	}
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:9095"
+	}
+	if o.NATSListen == "" {
+		o.NATSListen = "127.0.0.1:4222"
+	}
+	if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	a := &App{log: o.Logger, Registry: prometheus.NewRegistry()}
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	defer func() {
+		if err != nil {
+			a.Stop()
+		}
+	}()
+
+	pol, err := policy.Load(ctx, o.PolicyDir)
+	if err != nil {
+		return nil, err
+	}
+	a.Policy = policy.NewHolder(pol)
+
+	st, err := sqlite.Open(filepath.Join(o.DataDir, "audit.db"), audit.Options{})
+	if err != nil {
+		return nil, err
+	}
+	a.Store = st
+
+	if o.NATSURL == "" {
+		a.ns, err = embedded.Start(embedded.Options{Listen: o.NATSListen, StoreDir: filepath.Join(o.DataDir, "jetstream")})
+		if err != nil {
+			return nil, err
+		}
+		a.natsURL = a.ns.ClientURL()
+		a.NATS, err = nats.Connect("", nats.InProcessServer(a.ns), nats.Name("remedy-engine"))
+	} else {
+		a.natsURL = o.NATSURL
+		a.NATS, err = nats.Connect(o.NATSURL, nats.Name("remedy-engine"), nats.MaxReconnects(-1))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connect nats: %w", err)
+	}
+	if a.JS, err = jetstream.New(a.NATS); err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if err := bus.EnsureStreams(ctx, a.JS, 1); err != nil {
+		return nil, err
+	}
+
+	reg := executors.NewRegistry()
+	if err := reg.Add(executors.OnNode, catalog.Node(catalog.Options{})...); err != nil {
+		return nil, err
+	}
+	if err := reg.Add(executors.InCluster, o.ClusterExecutors...); err != nil {
+		return nil, err
+	}
+	a.Engine, err = engine.New(engine.Options{
+		Store: st, Policy: a.Policy, Actions: reg, Facts: o.Facts,
+		Dispatcher: transport.Dispatcher{JS: a.JS}, DryRun: o.DryRun, ActionTTL: o.ActionTTL,
+		SweepInterval: o.SweepInterval, Logger: o.Logger, Registerer: a.Registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
+	a.Engine.Start(runCtx)
+	a.goRun(func() error { return transport.ConsumeSignals(runCtx, a.JS, a.Engine, a.Engine, o.Logger) })
+	a.goRun(func() error { return transport.ConsumeResults(runCtx, a.JS, a.Engine, o.Logger) })
+
+	hook := alertmanager.NewHandler(alertmanager.Options{Sink: a.Engine, BearerToken: o.WebhookToken, MaxBody: o.MaxBody, Logger: o.Logger})
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", o.Listen, err)
+	}
+	a.addr = ln.Addr().String()
+	a.srv = &http.Server{
+		Handler:           api.Handler(api.Options{Webhook: hook, Store: st, Policy: a.Policy, Gatherer: a.Registry, Ready: a.ready}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	a.goRun(func() error {
+		if err := a.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	o.Logger.Info("remedy engine started", "listen", a.addr, "nats", a.natsURL, "embedded_nats", a.ns != nil,
+		"policy_revision", pol.Revision, "policy_files", len(pol.Files), "dry_run", o.DryRun, "actions", reg.Actions())
+	return a, nil
+}
+
+func (a *App) goRun(f func() error) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := f(); err != nil {
+			a.log.Error("component stopped", "err", err)
+		}
+	}()
+}
+
+func (a *App) ready() error {
+	if a.NATS == nil || !a.NATS.IsConnected() {
+		return errors.New("nats not connected")
+	}
+	return nil
+}
+
+// Stop shuts down in reverse order: HTTP first (no new work), then consumers and
+// engine, then NATS and the store.
+func (a *App) Stop() {
+	a.stopOnce.Do(func() {
+		if a.srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = a.srv.Shutdown(ctx)
+			cancel()
+		}
+		if a.cancel != nil {
+			a.cancel()
+		}
+		if a.Engine != nil {
+			a.Engine.Stop()
+		}
+		a.wg.Wait()
+		if a.NATS != nil {
+			a.NATS.Close()
+		}
+		if a.ns != nil {
+			a.ns.Shutdown()
+			a.ns.WaitForShutdown()
+		}
+		if a.Store != nil {
+			_ = a.Store.Close()
+		}
+	})
+}
+
+// Run starts the engine and blocks until ctx ends.
+func Run(ctx context.Context, o Options) error {
+	a, err := Start(ctx, o)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	a.Stop()
+	return nil
+}

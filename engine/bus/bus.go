@@ -1,0 +1,126 @@
+// Package bus is remedy's use of NATS JetStream: the subjects and streams, and the
+// publish and consume helpers shared by the engine and the node agent. It depends only
+// on nats.go, so the lean agent can use it.
+//
+// Subjects:
+//
+//	remedy.signals.<node>.<kind>  CloudEvent signals from agents and other producers
+//	remedy.actions.<node>         actions for one node's agent
+//	remedy.results.<node>         results reported by that agent
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names and subject roots.
+const (
+	StreamSignals = "REMEDY_SIGNALS"
+	StreamActions = "REMEDY_ACTIONS"
+	StreamResults = "REMEDY_RESULTS"
+
+	SignalsPrefix = "remedy.signals"
+	ActionsPrefix = "remedy.actions"
+	ResultsPrefix = "remedy.results"
+
+	// DuplicateWindow is how long JetStream remembers message ids: a repeat publish of
+	// the same signal, action or result inside it is dropped by the server.
+	DuplicateWindow = 10 * time.Minute
+)
+
+// ActionSubject is the subject of a node's actions.
+func ActionSubject(node string) string { return ActionsPrefix + "." + node }
+
+// ResultSubject is the subject of a node's results.
+func ResultSubject(node string) string { return ResultsPrefix + "." + node }
+
+// AgentConsumer is the durable consumer name of a node's agent.
+func AgentConsumer(node string) string { return "agent-" + node }
+
+// StreamConfigs are the streams remedy needs.
+func StreamConfigs(replicas int) []jetstream.StreamConfig {
+	if replicas < 1 {
+		replicas = 1
+	}
+	mk := func(name, subj string, maxAge time.Duration) jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name:       name,
+			Subjects:   []string{subj + ".>"},
+			Storage:    jetstream.FileStorage,
+			Retention:  jetstream.LimitsPolicy,
+			MaxAge:     maxAge,
+			Duplicates: DuplicateWindow,
+			Replicas:   replicas,
+		}
+	}
+	return []jetstream.StreamConfig{
+		mk(StreamSignals, SignalsPrefix, 24*time.Hour),
+		mk(StreamActions, ActionsPrefix, 24*time.Hour),
+		mk(StreamResults, ResultsPrefix, 24*time.Hour),
+	}
+}
+
+// EnsureStreams creates or updates remedy's streams.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	for _, cfg := range StreamConfigs(replicas) {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// Publish publishes data with a message id (JetStream drops duplicates by id) and waits
+// for the server's acknowledgement.
+func Publish(ctx context.Context, js jetstream.JetStream, subject, msgID string, data []byte) error {
+	ack, err := js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID))
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", subject, err)
+	}
+	_ = ack.Duplicate // a duplicate is success: the first copy is stored
+	return nil
+}
+
+// Handler processes one message; returning an error naks it for redelivery, returning
+// ErrTerminal terminates it (never redelivered, e.g. undecodable).
+type Handler func(ctx context.Context, msg jetstream.Msg) error
+
+// ErrTerminal marks a message that must not be redelivered.
+var ErrTerminal = errors.New("terminal message error")
+
+// Consume runs h for every message of a durable consumer until ctx ends, one at a
+// time; it acks after h succeeds.
+func Consume(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, h Handler) error {
+	cons, err := js.CreateOrUpdateConsumer(ctx, stream, cfg)
+	if err != nil {
+		return fmt.Errorf("consumer %s on %s: %w", cfg.Durable, stream, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(64))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", cfg.Durable, err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			return fmt.Errorf("consume %s: %w", cfg.Durable, err)
+		}
+		switch herr := h(ctx, msg); {
+		case herr == nil:
+			_ = msg.Ack()
+		case errors.Is(herr, ErrTerminal):
+			_ = msg.Term()
+		default:
+			_ = msg.NakWithDelay(time.Second)
+		}
+	}
+}

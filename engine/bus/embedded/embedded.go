@@ -1,0 +1,54 @@
+// Package embedded runs a NATS server with JetStream inside the engine process: the
+// embedded default, so that `remedy serve` needs no external service.
+package embedded
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Options of the embedded server.
+type Options struct {
+	// Listen is host:port for clients (agents); port -1 picks a free one.
+	Listen string
+	// StoreDir holds the JetStream file store.
+	StoreDir string
+}
+
+// Start starts the server and waits until it accepts connections.
+func Start(o Options) (*server.Server, error) {
+	host, port := "127.0.0.1", -1
+	if o.Listen != "" {
+		h, p, err := net.SplitHostPort(o.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("nats listen address %q: %w", o.Listen, err)
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return nil, fmt.Errorf("nats listen port %q: %w", p, err)
+		}
+		host, port = h, n
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "remedy-embedded",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   o.StoreDir,
+		NoSigs:     true,
+		NoLog:      true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded nats: not ready after 10s")
+	}
+	return ns, nil
+}

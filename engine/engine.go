@@ -1,0 +1,479 @@
+// Package engine turns signals into audited actions. For every signal it records the
+// signal durably (the audit log doubles as the intake journal), asks the policy for
+// decisions, checks each against the action catalogue, applies the engine's guards,
+// records the outcome and dispatches: node actions to the node's agent over NATS,
+// cluster actions to in-process executors. Results come back through RecordResult.
+//
+// Every step is idempotent: a signal's key, a decision's key and an action's id are
+// unique in the audit log, so a duplicate delivery, a crash and recovery, or a second
+// replica never produce a second action.
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/remedyhq/remedy/engine/audit"
+	"github.com/remedyhq/remedy/engine/facts"
+	"github.com/remedyhq/remedy/engine/policy"
+	"github.com/remedyhq/remedy/engine/signal"
+	"github.com/remedyhq/remedy/executors"
+)
+
+// Dispatcher delivers a node action to the node's agent.
+type Dispatcher interface {
+	Dispatch(ctx context.Context, req executors.Request) error
+}
+
+// Options configure an Engine.
+type Options struct {
+	Store      audit.Store
+	Policy     *policy.Holder
+	Actions    *executors.Registry
+	Facts      facts.Provider
+	Dispatcher Dispatcher
+	// DryRun makes every action a dry run, whatever a policy says.
+	DryRun bool
+	// ActionTTL is how long a dispatched action stays worth running (default 10m).
+	ActionTTL time.Duration
+	// HistoryWindow is how far back the node's action history in the policy input
+	// reaches (default 24h).
+	HistoryWindow time.Duration
+	// Workers decide signals concurrently (default 4).
+	Workers int
+	// SweepInterval is how often recorded-but-undecided signals and undispatched
+	// actions are retried (default 2s).
+	SweepInterval time.Duration
+	Logger        *slog.Logger
+	Registerer    prometheus.Registerer
+	Now           func() time.Time
+}
+
+// Engine is the decision pipeline.
+type Engine struct {
+	o        Options
+	log      *slog.Logger
+	queue    chan signal.Signal
+	inflight sync.Map // signal key -> struct{}
+	m        metrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New checks options and builds an engine; Start runs it.
+func New(o Options) (*Engine, error) {
+	switch {
+	case o.Store == nil:
+		return nil, errors.New("engine: no audit store")
+	case o.Policy == nil || o.Policy.Current() == nil:
+		return nil, errors.New("engine: no policy")
+	case o.Actions == nil:
+		return nil, errors.New("engine: no action catalogue")
+	case o.Dispatcher == nil:
+		return nil, errors.New("engine: no dispatcher")
+	}
+	if o.Facts == nil {
+		o.Facts = facts.Static{}
+	}
+	if o.ActionTTL <= 0 {
+		o.ActionTTL = 10 * time.Minute
+	}
+	if o.HistoryWindow <= 0 {
+		o.HistoryWindow = 24 * time.Hour
+	}
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = 2 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	e := &Engine{o: o, log: o.Logger, queue: make(chan signal.Signal, 4096), m: newMetrics(o.Registerer)}
+	return e, nil
+}
+
+// Start runs the workers and the recovery sweep until Stop.
+func (e *Engine) Start(ctx context.Context) {
+	e.ctx, e.cancel = context.WithCancel(ctx)
+	for range e.o.Workers {
+		e.wg.Add(1)
+		go e.work()
+	}
+	e.wg.Add(1)
+	go e.sweepLoop()
+}
+
+// Stop cancels the workers and waits for them. Undecided signals stay recorded and are
+// decided by the next start.
+func (e *Engine) Stop() {
+	if e.cancel != nil {
+		e.cancel()
+	}
+	e.wg.Wait()
+}
+
+// Submit records signals durably and queues the new ones for a decision. It returns
+// once the signals are committed; a nil error is the caller's licence to acknowledge.
+// Invalid signals are recorded as rejected, not returned as an error: re-sending them
+// would not make them valid.
+func (e *Engine) Submit(ctx context.Context, sigs []signal.Signal) error {
+	if len(sigs) == 0 {
+		return nil
+	}
+	events := make([]audit.Event, len(sigs))
+	for i := range sigs {
+		events[i] = signalEvent(&sigs[i])
+	}
+	inserted, err := e.o.Store.Append(ctx, events...)
+	if err != nil {
+		return fmt.Errorf("record signals: %w", err)
+	}
+	for i, s := range sigs {
+		e.m.signals.WithLabelValues(s.Source, string(events[i].Type), fmt.Sprint(inserted[i])).Inc()
+		if !inserted[i] || events[i].Type != audit.SignalReceived {
+			continue
+		}
+		select {
+		case e.queue <- s:
+		default:
+			// Queue full: the signal is recorded, the sweep will decide it.
+		}
+	}
+	return nil
+}
+
+// Handle records one signal and decides it before returning: the NATS intake acks a
+// message only after its decision is in the audit log.
+func (e *Engine) Handle(ctx context.Context, s signal.Signal) error {
+	ev := signalEvent(&s)
+	if _, err := e.o.Store.Append(ctx, ev); err != nil {
+		return fmt.Errorf("record signal: %w", err)
+	}
+	if ev.Type != audit.SignalReceived {
+		return nil
+	}
+	return e.decide(ctx, s)
+}
+
+func signalEvent(s *signal.Signal) audit.Event {
+	key := s.Key()
+	ev := audit.Event{
+		Type:          audit.SignalReceived,
+		CorrelationID: CorrelationID(s),
+		Node:          s.Node,
+		Kind:          string(s.Kind),
+		Actor:         s.Source,
+		Outcome:       string(s.Status),
+		Key:           audit.SignalKey(key),
+	}
+	if err := s.Validate(); err != nil {
+		ev.Type = audit.SignalRejected
+		ev.Outcome = "rejected"
+		ev.Key = "rejected:" + key
+		ev.Detail = mustJSON(map[string]any{"error": err.Error(), "signal": s})
+		return ev
+	}
+	ev.Detail = mustJSON(s)
+	return ev
+}
+
+// CorrelationID ties every event of one incident together: one alert's firing episode,
+// from signal through resolution.
+func CorrelationID(s *signal.Signal) string {
+	fp := s.Fingerprint
+	if fp == "" {
+		fp = s.Node + "/" + string(s.Kind)
+	}
+	h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d", s.Source, fp, s.StartsAt.UnixNano()))
+	return hex.EncodeToString(h[:8])
+}
+
+// ActionID is the idempotency key of an action: one signal asking for the same action
+// with the same parameters is one action.
+func ActionID(signalKey, action string, params json.RawMessage) string {
+	h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%s", signalKey, action, params))
+	return hex.EncodeToString(h[:12])
+}
+
+func (e *Engine) work() {
+	defer e.wg.Done()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case s := <-e.queue:
+			if err := e.decide(e.ctx, s); err != nil && e.ctx.Err() == nil {
+				e.log.Error("decide", "node", s.Node, "kind", s.Kind, "err", err)
+			}
+		}
+	}
+}
+
+func (e *Engine) sweepLoop() {
+	defer e.wg.Done()
+	t := time.NewTicker(e.o.SweepInterval)
+	defer t.Stop()
+	for {
+		e.sweep(e.ctx)
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sweep decides signals that were recorded but not decided (a crash, a full queue) and
+// dispatches actions that were planned but not dispatched (a NATS outage).
+func (e *Engine) sweep(ctx context.Context) {
+	undecided, err := e.o.Store.Undecided(ctx, 1000)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Error("sweep undecided", "err", err)
+		}
+		return
+	}
+	for _, ev := range undecided {
+		var s signal.Signal
+		if err := json.Unmarshal(ev.Detail, &s); err != nil {
+			e.log.Error("sweep: undecodable signal event", "seq", ev.Seq, "err", err)
+			continue
+		}
+		if err := e.decide(ctx, s); err != nil && ctx.Err() == nil {
+			e.log.Error("sweep decide", "seq", ev.Seq, "err", err)
+		}
+	}
+	planned, err := e.o.Store.Undispatched(ctx, 1000)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Error("sweep undispatched", "err", err)
+		}
+		return
+	}
+	for _, ev := range planned {
+		var req executors.Request
+		if err := json.Unmarshal(ev.Detail, &req); err != nil {
+			e.log.Error("sweep: undecodable action event", "seq", ev.Seq, "err", err)
+			continue
+		}
+		e.dispatch(ctx, req)
+	}
+}
+
+// historyEntry is one past action on the node, as the policy sees it.
+type historyEntry struct {
+	Time          time.Time `json:"time"`
+	Type          string    `json:"type"`
+	Action        string    `json:"action"`
+	ActionID      string    `json:"actionId"`
+	Outcome       string    `json:"outcome"`
+	Kind          string    `json:"kind,omitempty"`
+	CorrelationID string    `json:"correlationId"`
+}
+
+// Input is the policy input document for one signal. Its JSON form is the policy
+// contract (docs/policies.md).
+type Input struct {
+	Signal  signal.Signal  `json:"signal"`
+	Node    facts.Node     `json:"node"`
+	Cluster facts.Cluster  `json:"cluster"`
+	History []historyEntry `json:"history"`
+	Now     time.Time      `json:"now"`
+	DryRun  bool           `json:"dry_run"`
+}
+
+// BuildInput gathers the policy input for a signal.
+func (e *Engine) BuildInput(ctx context.Context, s signal.Signal) (Input, error) {
+	node, err := e.o.Facts.Node(ctx, s.Node)
+	if err != nil {
+		return Input{}, fmt.Errorf("node facts: %w", err)
+	}
+	cluster, err := e.o.Facts.Cluster(ctx)
+	if err != nil {
+		return Input{}, fmt.Errorf("cluster facts: %w", err)
+	}
+	now := e.o.Now().UTC()
+	evs, err := e.o.Store.Query(ctx, audit.Filter{Node: s.Node, Since: now.Add(-e.o.HistoryWindow), Limit: 200})
+	if err != nil {
+		return Input{}, fmt.Errorf("action history: %w", err)
+	}
+	hist := []historyEntry{}
+	for _, ev := range evs {
+		switch ev.Type {
+		case audit.ActionPlanned, audit.ActionResult, audit.ActionRejected:
+			hist = append(hist, historyEntry{Time: ev.Time, Type: string(ev.Type), Action: ev.Action, ActionID: ev.ActionID,
+				Outcome: ev.Outcome, Kind: ev.Kind, CorrelationID: ev.CorrelationID})
+		}
+	}
+	s.Raw = nil // the policy reasons on the model, not the source's payload
+	return Input{Signal: s, Node: node, Cluster: cluster, History: hist, Now: now, DryRun: e.o.DryRun}, nil
+}
+
+type decisionDetail struct {
+	Decisions []policy.Decision `json:"decisions"`
+	Error     string            `json:"error,omitempty"`
+}
+
+// decide evaluates the policy for one signal and records and dispatches the outcome.
+// A second call for the same signal finds its decision already recorded and does
+// nothing.
+func (e *Engine) decide(ctx context.Context, s signal.Signal) error {
+	key := s.Key()
+	if _, busy := e.inflight.LoadOrStore(key, struct{}{}); busy {
+		return nil
+	}
+	defer e.inflight.Delete(key)
+
+	pol := e.o.Policy.Current()
+	corr := CorrelationID(&s)
+	dec := audit.Event{Type: audit.Decision, CorrelationID: corr, Node: s.Node, Kind: string(s.Kind), Actor: "engine",
+		PolicyRev: pol.Revision, Key: audit.DecisionKey(key)}
+	var detail decisionDetail
+	in, err := e.BuildInput(ctx, s)
+	if err != nil {
+		return err // transient (facts, store): the sweep retries
+	}
+	inJSON := mustJSON(in)
+	sum := sha256.Sum256(inJSON)
+	dec.InputHash = hex.EncodeToString(sum[:8])
+
+	start := time.Now()
+	var input any
+	_ = json.Unmarshal(inJSON, &input)
+	decisions, err := pol.Eval(ctx, input)
+	e.m.evalSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		detail.Error = err.Error()
+		dec.Outcome = "policy_error"
+	}
+	detail.Decisions = decisions
+
+	events := []audit.Event{dec}
+	var reqs []executors.Request
+	now := e.o.Now().UTC()
+	for _, d := range decisions {
+		id := ActionID(key, d.Action, d.Params)
+		base := audit.Event{CorrelationID: corr, Node: s.Node, Kind: string(s.Kind), Action: d.Action, ActionID: id,
+			Actor: "engine", PolicyRev: pol.Revision, InputHash: dec.InputHash}
+		if _, err := e.o.Actions.Check(d.Action, d.Params); err != nil {
+			ev := base
+			ev.Type, ev.Outcome, ev.Key = audit.ActionRejected, "rejected", "rejected:"+id
+			ev.Detail = mustJSON(map[string]any{"decision": d, "error": err.Error()})
+			events = append(events, ev)
+			e.m.actions.WithLabelValues(d.Action, "rejected").Inc()
+			continue
+		}
+		req := executors.Request{ID: id, Action: d.Action, Node: s.Node, Params: d.Params, DryRun: e.o.DryRun,
+			CorrelationID: corr, Reason: d.Reason, Deadline: now.Add(e.o.ActionTTL)}
+		ev := base
+		ev.Type, ev.Key, ev.Outcome = audit.ActionPlanned, "action:"+id, "planned"
+		if req.DryRun {
+			ev.Outcome = "dry_run"
+		}
+		ev.Detail = mustJSON(req)
+		events = append(events, ev)
+		reqs = append(reqs, req)
+	}
+	switch {
+	case dec.Outcome != "":
+	case len(reqs) > 0:
+		events[0].Outcome = "act"
+	case len(decisions) > 0:
+		events[0].Outcome = "rejected"
+	default:
+		events[0].Outcome = "none"
+	}
+	events[0].Detail = mustJSON(detail)
+	inserted, err := e.o.Store.Append(ctx, events...)
+	if err != nil {
+		return fmt.Errorf("record decision: %w", err)
+	}
+	if !inserted[0] {
+		return nil // decided before (a duplicate delivery or a second replica)
+	}
+	e.m.decisions.WithLabelValues(events[0].Outcome).Inc()
+	e.log.Info("decision", "node", s.Node, "kind", s.Kind, "status", s.Status, "outcome", events[0].Outcome,
+		"actions", len(reqs), "correlation_id", corr, "policy_revision", pol.Revision)
+	for _, req := range reqs {
+		e.dispatch(ctx, req)
+	}
+	return nil
+}
+
+// dispatch sends a planned action on its way and records that it did. Failures are
+// logged and left to the sweep.
+func (e *Engine) dispatch(ctx context.Context, req executors.Request) {
+	now := e.o.Now().UTC()
+	if !req.Deadline.IsZero() && now.After(req.Deadline) {
+		res := executors.Result{ID: req.ID, Action: req.Action, Node: req.Node, CorrelationID: req.CorrelationID,
+			Status: executors.Expired, Message: "deadline passed before dispatch", FinishedAt: now}
+		if err := e.RecordResult(ctx, res); err != nil {
+			e.log.Error("record expiry", "action_id", req.ID, "err", err)
+		}
+		return
+	}
+	exec, target, err := e.o.Actions.Get(req.Action)
+	if err != nil {
+		e.log.Error("dispatch", "action_id", req.ID, "err", err)
+		return
+	}
+	if target == executors.InCluster {
+		if err := e.RecordResult(ctx, exec.Execute(ctx, req)); err != nil {
+			e.log.Error("record result", "action_id", req.ID, "err", err)
+		}
+		return
+	}
+	if err := e.o.Dispatcher.Dispatch(ctx, req); err != nil {
+		e.log.Warn("dispatch failed; will retry", "action_id", req.ID, "node", req.Node, "err", err)
+		return
+	}
+	ev := audit.Event{Type: audit.Dispatched, CorrelationID: req.CorrelationID, Node: req.Node, Action: req.Action,
+		ActionID: req.ID, Actor: "engine", Outcome: "dispatched", Key: "dispatched:" + req.ID}
+	if _, err := e.o.Store.Append(ctx, ev); err != nil {
+		e.log.Error("record dispatch", "action_id", req.ID, "err", err)
+	}
+}
+
+// RecordResult audits an executor's result (from an agent or an in-cluster executor).
+func (e *Engine) RecordResult(ctx context.Context, r executors.Result) error {
+	if r.ID == "" {
+		return errors.New("result without action id")
+	}
+	ev := audit.Event{Type: audit.ActionResult, CorrelationID: r.CorrelationID, Node: r.Node, Action: r.Action,
+		ActionID: r.ID, Actor: "agent:" + r.Node, Outcome: string(r.Status), Key: "result:" + r.ID, Detail: mustJSON(r)}
+	ins, err := e.o.Store.Append(ctx, ev)
+	if err != nil {
+		return fmt.Errorf("record result: %w", err)
+	}
+	if ins[0] {
+		e.m.actions.WithLabelValues(r.Action, string(r.Status)).Inc()
+	}
+	return nil
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(map[string]string{"marshal_error": err.Error()})
+	}
+	return b
+}
