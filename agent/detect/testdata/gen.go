@@ -37,22 +37,22 @@ type irqLine struct {
 
 // counters is the cumulative state of one scan.
 type counters struct {
-	irq       map[int][]uint64 // per-CPU counts
-	aff       map[int]int      // irq -> cpu
-	netRX     []uint64
-	softirqT  []uint64 // /proc/stat softirq ticks
-	busyT     []uint64
-	softnet   [][3]uint32 // processed, dropped, squeeze
-	nicStat   map[string]map[string]uint64
-	psi       map[string][2]uint64 // resource -> some, full totals (us)
-	cpuFull   bool                 // cpu pressure has a full line
-	cgroups   map[string]cgState
-	cgOrder   []string
-	seconds   int
+	irq      map[int][]uint64 // per-CPU counts
+	aff      map[int]int      // irq -> cpu
+	netRX    []uint64
+	softirqT []uint64 // /proc/stat softirq ticks
+	busyT    []uint64
+	softnet  [][3]uint32 // processed, dropped, squeeze
+	nicStat  map[string]map[string]uint64
+	psi      map[string][2]uint64 // resource -> some, full totals (us)
+	cpuFull  bool                 // cpu pressure has a full line
+	cgroups  map[string]cgState
+	cgOrder  []string
+	seconds  int
 }
 
 type cgState struct {
-	cpuSome, memSome, ioSome   uint64
+	cpuSome, memSome, ioSome    uint64
 	nrPeriods, nrThrottled, thr uint64
 	usage                       uint64
 }
