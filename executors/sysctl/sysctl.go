@@ -1,59 +1,84 @@
-// Package sysctl implements the sysctl.set action: it writes one kernel parameter from an
-// allow-list with per-key bounds, verifies by reading it back, and restores the old value
-// when the verify fails.
+// Package sysctl implements the sysctl.set action: it writes kernel parameters from an
+// allow-list with per-key bounds (the network budget set: netdev_max_backlog, netdev_budget,
+// netdev_budget_usecs, rps_sock_flow_entries), verifies by reading them back, and restores
+// the old values when a write or a verify fails. Several keys given together are one
+// transaction: all are set or none.
 //
-// RBAC/privileges: the agent needs write access to the host's /proc/sys (a privileged
-// container or CAP_SYS_ADMIN with /proc/sys mounted read-write).
+// Privileges: write access to the host's /proc/sys (a privileged container, or
+// CAP_SYS_ADMIN with /proc/sys mounted read-write). The net.core keys exist only in the
+// host's root network namespace, so the agent runs with hostNetwork.
 //
-// Example decision:
+// Example decisions:
 //
 //	{"action": "sysctl.set", "params": {"key": "net.core.netdev_max_backlog", "value": 8192}}
+//	{"action": "sysctl.set", "params": {"values": {"net.core.netdev_budget": 600, "net.core.netdev_budget_usecs": 8000}}}
 package sysctl
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/remedyhq/remedy/executors"
+	"github.com/remedyhq/remedy/executors/internal/txn"
 )
 
 // Action is this executor's action name.
 const Action = "sysctl.set"
 
-// Bounds are the inclusive limits of one allowed key.
-type Bounds struct{ Min, Max int64 }
-
-// DefaultAllowed is the network budget set: the keys remedy's policies tune, with bounds
-// wide enough for large VMs and narrow enough that a policy bug cannot starve the node.
-var DefaultAllowed = map[string]Bounds{
-	"net.core.netdev_max_backlog":    {Min: 1000, Max: 1 << 20},
-	"net.core.netdev_budget":         {Min: 300, Max: 1 << 16},
-	"net.core.netdev_budget_usecs":   {Min: 2000, Max: 100000},
-	"net.core.rps_sock_flow_entries": {Min: 0, Max: 1 << 20},
+// Bounds are the inclusive limits of one allowed key. Pow2 keys are rounded up to a power
+// of two by the kernel, so only powers of two (or 0) are accepted: what is written is then
+// what reads back.
+type Bounds struct {
+	Min, Max int64
+	Pow2     bool
 }
 
-// Params of sysctl.set.
+// DefaultAllowed returns the network budget set: the keys remedy's policies tune, with
+// bounds wide enough for large VMs and narrow enough that a policy bug cannot starve the node.
+func DefaultAllowed() map[string]Bounds {
+	return map[string]Bounds{
+		"net.core.netdev_max_backlog":    {Min: 1000, Max: 1 << 20},
+		"net.core.netdev_budget":         {Min: 300, Max: 1 << 16},
+		"net.core.netdev_budget_usecs":   {Min: 2000, Max: 100000},
+		"net.core.rps_sock_flow_entries": {Min: 0, Max: 1 << 20, Pow2: true},
+	}
+}
+
+// Params of sysctl.set: either one Key and Value, or Values for several keys at once.
 type Params struct {
-	Key   string `json:"key"`
-	Value *int64 `json:"value"`
+	Key    string           `json:"key,omitempty"`
+	Value  *int64           `json:"value,omitempty"`
+	Values map[string]int64 `json:"values,omitempty"`
 }
 
 // Validate implements executors.Validator; the allow-list is checked by the executor.
 func (p *Params) Validate() error {
-	if p.Key == "" {
+	switch {
+	case len(p.Values) > 0 && (p.Key != "" || p.Value != nil):
+		return fmt.Errorf("give either key and value or values, not both")
+	case len(p.Values) > 0:
+		return nil
+	case p.Key == "":
 		return fmt.Errorf("key is required")
-	}
-	if p.Value == nil {
+	case p.Value == nil:
 		return fmt.Errorf("value is required")
 	}
 	return nil
+}
+
+// Settings returns the wanted values by key.
+func (p Params) Settings() map[string]int64 {
+	if len(p.Values) > 0 {
+		return p.Values
+	}
+	return map[string]int64{p.Key: *p.Value}
 }
 
 // Executor writes sysctls below Root (the host root, "/" on a node, "/host" in a pod).
@@ -63,7 +88,7 @@ type Executor struct {
 }
 
 // New returns an executor over the host root with the default allow-list.
-func New(root string) *Executor { return &Executor{Root: root, Allowed: DefaultAllowed} }
+func New(root string) *Executor { return &Executor{Root: root, Allowed: DefaultAllowed()} }
 
 // Action implements executors.Executor.
 func (e *Executor) Action() string { return Action }
@@ -79,23 +104,56 @@ func (e *Executor) params(raw json.RawMessage) (Params, error) {
 	if err != nil {
 		return p, err
 	}
-	b, ok := e.Allowed[p.Key]
-	if !ok {
-		return p, fmt.Errorf("%w: key %q is not in the allow-list (%s)", executors.ErrBadParams, p.Key, strings.Join(e.keys(), ", "))
-	}
-	if *p.Value < b.Min || *p.Value > b.Max {
-		return p, fmt.Errorf("%w: %s=%d out of range [%d, %d]", executors.ErrBadParams, p.Key, *p.Value, b.Min, b.Max)
+	for _, k := range slices.Sorted(maps.Keys(p.Settings())) {
+		if err := e.Check(k, p.Settings()[k]); err != nil {
+			return p, err
+		}
 	}
 	return p, nil
 }
 
-func (e *Executor) keys() []string {
-	ks := make([]string, 0, len(e.Allowed))
-	for k := range e.Allowed {
-		ks = append(ks, k)
+// Check validates one key and value against the allow-list; errors wrap executors.ErrBadParams.
+func (e *Executor) Check(key string, v int64) error {
+	b, ok := e.Allowed[key]
+	if !ok {
+		return fmt.Errorf("%w: key %q is not in the allow-list (%s)", executors.ErrBadParams, key,
+			strings.Join(slices.Sorted(maps.Keys(e.Allowed)), ", "))
 	}
-	sort.Strings(ks)
-	return ks
+	if v < b.Min || v > b.Max {
+		return fmt.Errorf("%w: %s=%d out of range [%d, %d]", executors.ErrBadParams, key, v, b.Min, b.Max)
+	}
+	if b.Pow2 && v&(v-1) != 0 {
+		return fmt.Errorf("%w: %s=%d is not a power of two (the kernel would round it up)", executors.ErrBadParams, key, v)
+	}
+	return nil
+}
+
+// Change returns the transaction step that sets key to v, after checking the allow-list.
+func (e *Executor) Change(key string, v int64) (txn.Change, error) {
+	if err := e.Check(key, v); err != nil {
+		return txn.Change{}, err
+	}
+	return txn.Change{Setting: Setting{Root: e.Root, Key: key}, Want: strconv.FormatInt(v, 10)}, nil
+}
+
+// Execute implements executors.Executor.
+func (e *Executor) Execute(ctx context.Context, req executors.Request) executors.Result {
+	return txn.Execute(ctx, req, func(context.Context) ([]txn.Change, error) {
+		p, err := e.params(req.Params)
+		if err != nil {
+			return nil, err
+		}
+		s := p.Settings()
+		var cs []txn.Change
+		for _, k := range slices.Sorted(maps.Keys(s)) {
+			c, err := e.Change(k, s[k])
+			if err != nil {
+				return nil, err
+			}
+			cs = append(cs, c)
+		}
+		return cs, nil
+	})
 }
 
 // Path returns the /proc/sys file of a key below root.
@@ -116,56 +174,19 @@ func Read(root, key string) (int64, error) {
 	return v, nil
 }
 
-// Write sets a sysctl.
-func Write(root, key string, v int64) error {
-	if err := os.WriteFile(Path(root, key), []byte(strconv.FormatInt(v, 10)+"\n"), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", key, err)
-	}
-	return nil
+// Setting is one integer sysctl as a transaction step.
+type Setting struct{ Root, Key string }
+
+// Name implements txn.Setting.
+func (s Setting) Name() string { return s.Key }
+
+// Read implements txn.Setting.
+func (s Setting) Read(context.Context) (string, error) {
+	v, err := Read(s.Root, s.Key)
+	return strconv.FormatInt(v, 10), err
 }
 
-// Execute implements executors.Executor.
-func (e *Executor) Execute(ctx context.Context, req executors.Request) executors.Result {
-	start := time.Now().UTC()
-	p, err := e.params(req.Params)
-	if err != nil {
-		return executors.Failure(req, start, executors.Refused, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return executors.Failure(req, start, executors.Failed, err)
-	}
-	old, err := Read(e.Root, p.Key)
-	if err != nil {
-		return executors.Failure(req, start, executors.Failed, err)
-	}
-	before := map[string]string{p.Key: strconv.FormatInt(old, 10)}
-	want := map[string]string{p.Key: strconv.FormatInt(*p.Value, 10)}
-	if req.DryRun {
-		return executors.Finish(req, start, executors.Result{Status: executors.DryRun, Before: before, After: want,
-			Message: fmt.Sprintf("would set %s from %d to %d", p.Key, old, *p.Value)})
-	}
-	if old == *p.Value {
-		return executors.Finish(req, start, executors.Result{Status: executors.Succeeded, Before: before, After: before,
-			Message: fmt.Sprintf("%s already %d", p.Key, old)})
-	}
-	if err := Write(e.Root, p.Key, *p.Value); err != nil {
-		return executors.Finish(req, start, executors.Result{Status: executors.Failed, Before: before, Message: err.Error()})
-	}
-	got, err := Read(e.Root, p.Key)
-	if err == nil && got == *p.Value {
-		return executors.Finish(req, start, executors.Result{Status: executors.Succeeded, Before: before, After: want,
-			Message: fmt.Sprintf("set %s from %d to %d", p.Key, old, *p.Value)})
-	}
-	// The kernel clamped or refused the value: put the old one back.
-	verr := fmt.Errorf("verify %s: read back %d, want %d", p.Key, got, *p.Value)
-	if err != nil {
-		verr = err
-	}
-	if rerr := Write(e.Root, p.Key, old); rerr != nil {
-		return executors.Finish(req, start, executors.Result{Status: executors.Failed, Before: before,
-			Message: fmt.Sprintf("%v; rollback failed: %v", verr, rerr)})
-	}
-	after, _ := Read(e.Root, p.Key)
-	return executors.Finish(req, start, executors.Result{Status: executors.RolledBack, Before: before,
-		After: map[string]string{p.Key: strconv.FormatInt(after, 10)}, Message: verr.Error() + "; restored"})
+// Write implements txn.Setting.
+func (s Setting) Write(ctx context.Context, v string) error {
+	return txn.File{Key: s.Key, Path: Path(s.Root, s.Key)}.Write(ctx, v)
 }
