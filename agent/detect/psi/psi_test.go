@@ -1,0 +1,254 @@
+package psi
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/remedyhq/remedy/agent/detect"
+	"github.com/remedyhq/remedy/agent/detect/detecttest"
+	"github.com/remedyhq/remedy/nodefs"
+)
+
+func replay(t *testing.T, name string, opts Options) (*detecttest.Node, *Detector) {
+	t.Helper()
+	n := detecttest.Load(t, name)
+	fs, err := nodefs.New(n.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Now = detecttest.NewClock().Now
+	d, err := New(fs, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, d
+}
+
+const (
+	throttledPod = "11111111-2222-3333-4444-555555555555"
+	contendedPod = "66666666-7777-8888-9999-000000000000"
+)
+
+func TestPressureShapes(t *testing.T) {
+	n, d := replay(t, "psi", Options{Registerer: prometheus.NewRegistry()})
+	var last []detect.Finding
+	for i := 0; n.Next(t); i++ {
+		fs, err := d.Scan(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 && len(fs) != 0 {
+			t.Fatalf("baseline scan found %d", len(fs))
+		}
+		last = fs
+	}
+	got := map[string]detect.Finding{}
+	var subjects []string
+	for _, f := range last {
+		got[f.Subject] = f
+		subjects = append(subjects, f.Subject)
+	}
+	want := []string{"pod:" + throttledPod + ":cpu", "pod:" + contendedPod + ":cpu", "node:cpu", "node:io"}
+	if !slices.Equal(subjects, want) {
+		t.Fatalf("subjects = %q\nwant %q", subjects, want)
+	}
+	tests := []struct {
+		subject, line, cause string
+		values               map[string]float64
+	}{
+		{subject: "pod:" + throttledPod + ":cpu", line: "some", cause: CauseThrottling,
+			values: map[string]float64{"some_percent": 30, "throttled_percent": 28, "nr_throttled": 8, "nr_periods": 10}},
+		{subject: "pod:" + contendedPod + ":cpu", line: "some", cause: CauseContention,
+			values: map[string]float64{"some_percent": 40, "throttled_percent": 0}},
+		{subject: "node:cpu", line: "some", cause: CauseContention,
+			values: map[string]float64{"some_percent": 35, "pods_throttled_percent": 28}},
+		{subject: "node:io", line: "full", cause: CauseContention,
+			values: map[string]float64{"some_percent": 40, "full_percent": 25}},
+	}
+	for _, tt := range tests {
+		f := got[tt.subject]
+		if f.Labels["line"] != tt.line || f.Labels["cause"] != tt.cause {
+			t.Errorf("%s: labels %v, want line %s cause %s", tt.subject, f.Labels, tt.line, tt.cause)
+		}
+		for k, v := range tt.values {
+			if math.Abs(f.Values[k]-v) > 1e-9 {
+				t.Errorf("%s: %s = %v, want %v", tt.subject, k, f.Values[k], v)
+			}
+		}
+	}
+	if f := got["node:cpu"]; f.Summary != "node cpu pressure: some 35% (contention)" {
+		t.Errorf("summary = %q", f.Summary)
+	}
+	// The node's cpu file has no full line (kernels before 5.13): no full measurement.
+	if _, ok := got["node:cpu"].Values["full_percent"]; ok {
+		t.Error("node cpu full measured without a full line")
+	}
+	if f := got["pod:"+throttledPod+":cpu"]; f.Labels["cgroup"] != "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod11111111_2222_3333_4444_555555555555.slice" ||
+		!slices.Contains(f.Evidence, "cpu.stat: throttled in 8 of 10 periods, 28.0% of the interval") {
+		t.Errorf("throttled pod finding = %+v", f)
+	}
+	if v := testutil.ToFloat64(d.m.throttled.WithLabelValues(throttledPod)); v != 28 {
+		t.Errorf("remedy_psi_cpu_throttled_percent = %v", v)
+	}
+	if v := testutil.ToFloat64(d.m.stalled.WithLabelValues("", "memory", "some")); math.Abs(v-0.1) > 1e-9 {
+		t.Errorf("node memory stall metric = %v, want 0.1", v)
+	}
+}
+
+// TestHybridCgroupAndQuiet: the 96-CPU node mounts cgroup v2 at sys/fs/cgroup/unified
+// (hybrid hierarchy); its pods are found and measured, none is under pressure.
+func TestHybridCgroupAndQuiet(t *testing.T) {
+	n, d := replay(t, "node96", Options{})
+	if !strings.HasSuffix(d.cgroot, "sys/fs/cgroup/unified") {
+		t.Fatalf("cgroup root = %q", d.cgroot)
+	}
+	for n.Next(t) {
+		fs, err := d.Scan(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fs) != 0 {
+			t.Fatalf("quiet node flagged: %+v", fs)
+		}
+	}
+	// 3 pods x 3 resources x some and full, and the node's cpu some, memory and io some and full.
+	if c := testutil.CollectAndCount(d.m.stalled); c != 3*3*2+5 {
+		t.Errorf("stalled series = %d, want 23", c)
+	}
+	if len(d.prev.groups) != 4 {
+		t.Fatalf("groups = %d, want node + 3 pods", len(d.prev.groups))
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	for _, tt := range []struct {
+		th   map[string]Threshold
+		want string
+	}{
+		{th: map[string]Threshold{"disk": {Some: 1}}, want: `psi: unknown resource "disk"`},
+		{th: map[string]Threshold{"io": {Some: 101}}, want: "psi: io threshold not in [0,100]"},
+	} {
+		if _, err := New(nodefs.FS{}, Options{Thresholds: tt.th, CgroupRoot: "-"}); err == nil || err.Error() != tt.want {
+			t.Errorf("err = %v, want %q", err, tt.want)
+		}
+	}
+}
+
+func TestPodUID(t *testing.T) {
+	for in, want := range map[string]string{
+		"kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0a1b2c3d_0000_4000_8000_000000000001.slice": "0a1b2c3d-0000-4000-8000-000000000001",
+		"kubepods/besteffort/pod0a1b2c3d-0000-4000-8000-000000000002":                                              "0a1b2c3d-0000-4000-8000-000000000002",
+		"system.slice/foo.service": "system.slice/foo.service",
+	} {
+		if got := podUID(in); got != want {
+			t.Errorf("podUID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestLiveKernel reads this machine's /proc/pressure and cgroup v2 pressure files.
+func TestLiveKernel(t *testing.T) {
+	fs, err := nodefs.New("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(fs, Options{CgroupGlobs: []string{"*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Scan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	node := d.prev.groups[""]
+	if len(node.pressure) == 0 {
+		t.Skip("this kernel has no /proc/pressure (CONFIG_PSI off or psi=0)")
+	}
+	for _, r := range Resources {
+		if p, ok := node.pressure[r]; !ok || p.Some == nil {
+			t.Errorf("no %s pressure read", r)
+		}
+	}
+	if d.cgroot == "" {
+		t.Log("no cgroup v2 mount: pod pressure not exercised live")
+	} else {
+		t.Logf("cgroup v2 at %s: %d cgroups read", d.cgroot, len(d.prev.groups)-1)
+	}
+}
+
+// TestLiveCgroupPressure puts three busy loops into a fresh cgroup v2 group on this
+// 2-CPU machine, so they wait for CPU, and expects the group's CPU pressure to be seen.
+func TestLiveCgroupPressure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kernel test: burns CPU for a second in a new cgroup")
+	}
+	fs, err := nodefs.New("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe, err := New(fs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if probe.cgroot == "" {
+		t.Skip("no cgroup v2 mount on this machine")
+	}
+	name := fmt.Sprintf("remedy-psi-test-%d", os.Getpid())
+	dir := filepath.Join(probe.cgroot, name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot create a cgroup here (%v): needs root and a writable cgroup v2 mount", err)
+	}
+	var procs []*exec.Cmd
+	t.Cleanup(func() {
+		for _, p := range procs {
+			_ = p.Process.Kill()
+			_ = p.Wait()
+		}
+		_ = os.Remove(dir)
+	})
+	ncpu := runtime.NumCPU()
+	for range ncpu + 1 {
+		cmd := exec.Command("sh", "-c", "while :; do :; done")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		procs = append(procs, cmd)
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := New(fs, Options{CgroupGlobs: []string{name}, Thresholds: map[string]Threshold{"cpu": {Some: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Scan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	found, err := d.Scan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range found {
+		if f.Subject == "pod:"+name+":cpu" {
+			if f.Values["some_percent"] < 1 {
+				t.Fatalf("cpu some = %v%%", f.Values["some_percent"])
+			}
+			t.Logf("live: %s; %v", f.Summary, f.Evidence)
+			return
+		}
+	}
+	t.Fatalf("%d busy loops on %d CPUs left no CPU pressure finding: %+v", ncpu+1, ncpu, found)
+}
