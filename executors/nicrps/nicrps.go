@@ -164,8 +164,8 @@ func (p *RFSParams) Validate() error {
 	if p.FlowEntries == nil {
 		return errors.New("flowEntries is required")
 	}
-	if err := sysctl.New("").Check(sockFlowKey, *p.FlowEntries); err != nil {
-		return errors.Unwrap(err) // DecodeParams wraps ErrBadParams again
+	if err := sysctl.DefaultAllowed()[sockFlowKey].Check(sockFlowKey, *p.FlowEntries); err != nil {
+		return err
 	}
 	if c := p.QueueFlowCount; c != nil {
 		if *c < 0 || *c > MaxQueueFlowCount || *c&(*c-1) != 0 {

@@ -119,11 +119,19 @@ func (e *Executor) Check(key string, v int64) error {
 		return fmt.Errorf("%w: key %q is not in the allow-list (%s)", executors.ErrBadParams, key,
 			strings.Join(slices.Sorted(maps.Keys(e.Allowed)), ", "))
 	}
+	if err := b.Check(key, v); err != nil {
+		return fmt.Errorf("%w: %v", executors.ErrBadParams, err)
+	}
+	return nil
+}
+
+// Check validates a value of key against the bounds.
+func (b Bounds) Check(key string, v int64) error {
 	if v < b.Min || v > b.Max {
-		return fmt.Errorf("%w: %s=%d out of range [%d, %d]", executors.ErrBadParams, key, v, b.Min, b.Max)
+		return fmt.Errorf("%s=%d out of range [%d, %d]", key, v, b.Min, b.Max)
 	}
 	if b.Pow2 && v&(v-1) != 0 {
-		return fmt.Errorf("%w: %s=%d is not a power of two (the kernel would round it up)", executors.ErrBadParams, key, v)
+		return fmt.Errorf("%s=%d is not a power of two (the kernel would round it up)", key, v)
 	}
 	return nil
 }
