@@ -2,7 +2,6 @@ package nicchannels_test
 
 import (
 	"encoding/json"
-	"errors"
 	"path/filepath"
 	"testing"
 
@@ -13,28 +12,17 @@ import (
 )
 
 func TestCheckParams(t *testing.T) {
-	tests := []struct{ params, err string }{
-		{`{"interface": "eth0", "combined": 8}`, ""},
-		{`{"interface": "eth0", "rx": 2, "tx": 2}`, ""},
-		{`{"interface": "eth0"}`, "invalid parameters: combined, rx or tx is required"},
-		{`{"interface": "eth0", "combined": 0}`, "invalid parameters: combined channels 0 out of range [1, 4096]"},
-		{`{"interface": "eth0", "rx": 5000}`, "invalid parameters: rx channels 5000 out of range [1, 4096]"},
-		{`{"interface": "", "combined": 2}`, "invalid parameters: interface is required"},
-		{`{"interface": "eth0", "combined": 2.5}`, "invalid parameters: json: cannot unmarshal number 2.5 into Go struct field Params.combined of type int64"},
+	tests := map[string]string{
+		`{"interface": "eth0", "combined": 8}`:    "",
+		`{"interface": "eth0", "rx": 2, "tx": 2}`: "",
+		`{"interface": "eth0"}`:                   "invalid parameters: combined, rx or tx is required",
+		`{"interface": "eth0", "combined": 0}`:    "invalid parameters: combined channels 0 out of range [1, 4096]",
+		`{"interface": "eth0", "rx": 5000}`:       "invalid parameters: rx channels 5000 out of range [1, 4096]",
+		`{"interface": "", "combined": 2}`:        "invalid parameters: interface is required",
+		`{"interface": "eth0", "combined": 2.5}`:  "invalid parameters: json: cannot unmarshal number 2.5 into Go struct field Params.combined of type int64",
 	}
 	e := nicchannels.New("/nonexistent", &nettest.FakeNIC{})
-	for _, tc := range tests {
-		err := e.CheckParams(json.RawMessage(tc.params))
-		if tc.err == "" {
-			if err != nil {
-				t.Errorf("%s: %v", tc.params, err)
-			}
-			continue
-		}
-		if err == nil || err.Error() != tc.err || !errors.Is(err, executors.ErrBadParams) {
-			t.Errorf("%s:\n got %v\nwant %s", tc.params, err, tc.err)
-		}
-	}
+	nettest.CheckParams(t, e, tests)
 }
 
 func TestExecuteFake(t *testing.T) {
@@ -143,13 +131,5 @@ func TestExecuteKernelAboveMax(t *testing.T) {
 }
 
 func FuzzCheckParams(f *testing.F) {
-	for _, s := range []string{`{"interface": "eth0", "combined": 8}`, `{"interface": "eth0", "rx": -1}`, `{}`} {
-		f.Add([]byte(s))
-	}
-	e := nicchannels.New("/nonexistent", &nettest.FakeNIC{})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if err := e.CheckParams(b); err != nil && !errors.Is(err, executors.ErrBadParams) {
-			t.Fatalf("error does not wrap ErrBadParams: %v", err)
-		}
-	})
+	nettest.FuzzParams(f, nicchannels.New("/nonexistent", &nettest.FakeNIC{}), `{"interface": "eth0", "combined": 8}`, `{"interface": "eth0", "rx": -1}`, `{}`)
 }

@@ -12,31 +12,20 @@ import (
 )
 
 func TestCheckParams(t *testing.T) {
-	tests := []struct{ params, err string }{
-		{`{"interface": "eth0", "rx": 4096, "tx": 4096, "overMax": "clamp"}`, ""},
-		{`{"interface": "eth0", "rx": 512}`, ""},
-		{`{"interface": "eth0", "rx": 0}`, "invalid parameters: rx ring 0 out of range [1, 65536]"},
-		{`{"interface": "eth0", "tx": 100000}`, "invalid parameters: tx ring 100000 out of range [1, 65536]"},
-		{`{"interface": "eth0"}`, "invalid parameters: rx or tx is required"},
-		{`{"rx": 512}`, "invalid parameters: interface is required"},
-		{`{"interface": "../eth0", "rx": 512}`, `invalid parameters: interface "../eth0": not a valid interface name`},
-		{`{"interface": "averyveryverylongname", "rx": 512}`, `invalid parameters: interface "averyveryverylongname": longer than 15 characters`},
-		{`{"interface": "eth0", "rx": 512, "overMax": "max"}`, `invalid parameters: overMax "max": want "refuse" or "clamp"`},
-		{`{"interface": "eth0", "rx": 512, "mini": 1}`, `invalid parameters: json: unknown field "mini"`},
+	tests := map[string]string{
+		`{"interface": "eth0", "rx": 4096, "tx": 4096, "overMax": "clamp"}`: "",
+		`{"interface": "eth0", "rx": 512}`:                                  "",
+		`{"interface": "eth0", "rx": 0}`:                                    "invalid parameters: rx ring 0 out of range [1, 65536]",
+		`{"interface": "eth0", "tx": 100000}`:                               "invalid parameters: tx ring 100000 out of range [1, 65536]",
+		`{"interface": "eth0"}`:                                             "invalid parameters: rx or tx is required",
+		`{"rx": 512}`:                                                       "invalid parameters: interface is required",
+		`{"interface": "../eth0", "rx": 512}`:                               `invalid parameters: interface "../eth0": not a valid interface name`,
+		`{"interface": "averyveryverylongname", "rx": 512}`:                 `invalid parameters: interface "averyveryverylongname": longer than 15 characters`,
+		`{"interface": "eth0", "rx": 512, "overMax": "max"}`:                `invalid parameters: overMax "max": want "refuse" or "clamp"`,
+		`{"interface": "eth0", "rx": 512, "mini": 1}`:                       `invalid parameters: json: unknown field "mini"`,
 	}
 	e := nicring.New("/nonexistent", &nettest.FakeNIC{})
-	for _, tc := range tests {
-		err := e.CheckParams(json.RawMessage(tc.params))
-		if tc.err == "" {
-			if err != nil {
-				t.Errorf("%s: %v", tc.params, err)
-			}
-			continue
-		}
-		if err == nil || err.Error() != tc.err || !errors.Is(err, executors.ErrBadParams) {
-			t.Errorf("%s:\n got %v\nwant %s", tc.params, err, tc.err)
-		}
-	}
+	nettest.CheckParams(t, e, tests)
 }
 
 // The ring logic against a fake device with the maxima of the field report's VMs
@@ -111,13 +100,5 @@ func TestExecuteKernelNotSupported(t *testing.T) {
 }
 
 func FuzzCheckParams(f *testing.F) {
-	for _, s := range []string{`{"interface": "eth0", "rx": 4096}`, `{"interface": "", "rx": -1}`, `{"overMax": "clamp"}`, `null`} {
-		f.Add([]byte(s))
-	}
-	e := nicring.New("/nonexistent", &nettest.FakeNIC{})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if err := e.CheckParams(b); err != nil && !errors.Is(err, executors.ErrBadParams) {
-			t.Fatalf("error does not wrap ErrBadParams: %v", err)
-		}
-	})
+	nettest.FuzzParams(f, nicring.New("/nonexistent", &nettest.FakeNIC{}), `{"interface": "eth0", "rx": 4096}`, `{"interface": "", "rx": -1}`, `{"overMax": "clamp"}`, `null`)
 }

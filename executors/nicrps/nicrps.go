@@ -27,10 +27,10 @@ import (
 	"strconv"
 
 	"github.com/remedyhq/remedy/executors"
-	"github.com/remedyhq/remedy/executors/internal/cpumask"
 	"github.com/remedyhq/remedy/executors/internal/nic"
 	"github.com/remedyhq/remedy/executors/internal/txn"
 	"github.com/remedyhq/remedy/executors/sysctl"
+	"github.com/remedyhq/remedy/nodefs"
 )
 
 // Action names.
@@ -61,7 +61,7 @@ func (p *RPSParams) Validate() error {
 	if p.CPUs == "" {
 		return errors.New("cpus is required")
 	}
-	if _, err := cpumask.ParseHex(p.CPUs); err != nil {
+	if _, err := nodefs.ParseCPUMask(p.CPUs); err != nil {
 		return fmt.Errorf("cpus: %w", err)
 	}
 	return checkQueues(p.Queues)
@@ -82,8 +82,8 @@ func checkQueues(qs []int) error {
 }
 
 // Mask returns the parsed CPU mask (valid after Validate).
-func (p RPSParams) Mask() cpumask.Mask {
-	m, _ := cpumask.ParseHex(p.CPUs)
+func (p RPSParams) Mask() nodefs.CPUMask {
+	m, _ := nodefs.ParseCPUMask(p.CPUs)
 	return m
 }
 
@@ -97,7 +97,7 @@ func NewRPS(root string) executors.Executor {
 
 // RPSChanges plans rps_cpus = mask on the given rx queues of an interface (all when empty),
 // refusing a mask with CPUs that are not online or a queue the interface does not have.
-func RPSChanges(root, ifname string, mask cpumask.Mask, queues []int) ([]txn.Change, error) {
+func RPSChanges(root, ifname string, mask nodefs.CPUMask, queues []int) ([]txn.Change, error) {
 	qs, err := queuesOf(root, ifname, queues)
 	if err != nil {
 		return nil, err
@@ -106,8 +106,9 @@ func RPSChanges(root, ifname string, mask cpumask.Mask, queues []int) ([]txn.Cha
 	if err != nil {
 		return nil, err
 	}
-	if off := mask.Minus(online); !off.Empty() {
-		return nil, txn.Refuse("cpus %s names CPUs %s that are not online (online: %s)", mask, off.List(), online.List())
+	if off := nic.Offline(mask, online); off.Count() > 0 {
+		return nil, txn.Refuse("cpus %s names CPUs %s that are not online (online: %s)", mask,
+			nodefs.FormatCPUList(off.CPUs()), nodefs.FormatCPUList(online.CPUs()))
 	}
 	var cs []txn.Change
 	for _, q := range qs {

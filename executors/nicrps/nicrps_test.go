@@ -2,7 +2,6 @@ package nicrps_test
 
 import (
 	"encoding/json"
-	"errors"
 	"testing"
 
 	"github.com/remedyhq/remedy/executors"
@@ -11,41 +10,26 @@ import (
 	"github.com/remedyhq/remedy/executors/nicrps"
 )
 
-func check(t *testing.T, e executors.Executor, tests []struct{ params, err string }) {
-	t.Helper()
-	for _, tc := range tests {
-		err := e.CheckParams(json.RawMessage(tc.params))
-		if tc.err == "" {
-			if err != nil {
-				t.Errorf("%s: %v", tc.params, err)
-			}
-			continue
-		}
-		if err == nil || err.Error() != tc.err || !errors.Is(err, executors.ErrBadParams) {
-			t.Errorf("%s:\n got %v\nwant %s", tc.params, err, tc.err)
-		}
-	}
-}
-
 func TestCheckParams(t *testing.T) {
-	check(t, nicrps.NewRPS("/nonexistent"), []struct{ params, err string }{
-		{`{"interface": "eth0", "cpus": "ff"}`, ""},
-		{`{"interface": "eth0", "cpus": "ff,ffffffff", "queues": [0, 1]}`, ""},
-		{`{"interface": "eth0", "cpus": "0"}`, ""},
-		{`{"interface": "eth0"}`, "invalid parameters: cpus is required"},
-		{`{"interface": "eth0", "cpus": "0-3"}`, `invalid parameters: cpus: malformed cpu mask "0-3": '-' is not a hex digit`},
-		{`{"interface": "eth0", "cpus": "f,f"}`, `invalid parameters: cpus: malformed cpu mask "f,f": groups are 8 hex digits separated by commas`},
-		{`{"interface": "eth0", "cpus": "ff", "queues": [1, 1]}`, "invalid parameters: queue 1 listed twice"},
-		{`{"interface": "eth0", "cpus": "ff", "queues": [-1]}`, "invalid parameters: queue -1 out of range [0, 4095]"},
-		{`{"interface": "eth 0", "cpus": "ff"}`, `invalid parameters: interface "eth 0": not a valid interface name`},
+	nettest.CheckParams(t, nicrps.NewRPS("/nonexistent"), map[string]string{
+		`{"interface": "eth0", "cpus": "ff"}`:                            "",
+		`{"interface": "eth0", "cpus": "ff,ffffffff", "queues": [0, 1]}`: "",
+		`{"interface": "eth0", "cpus": "0"}`:                             "",
+		`{"interface": "eth0"}`:                                          "invalid parameters: cpus is required",
+		`{"interface": "eth0", "cpus": "0-3"}`:                           `invalid parameters: cpus: invalid cpu mask: group "0-3"`,
+		`{"interface": "eth0", "cpus": "xyz"}`:                           `invalid parameters: cpus: invalid cpu mask: group "xyz"`,
+		`{"interface": "eth0", "cpus": "ff,"}`:                           `invalid parameters: cpus: invalid cpu mask: group ""`,
+		`{"interface": "eth0", "cpus": "ff", "queues": [1, 1]}`:          "invalid parameters: queue 1 listed twice",
+		`{"interface": "eth0", "cpus": "ff", "queues": [-1]}`:            "invalid parameters: queue -1 out of range [0, 4095]",
+		`{"interface": "eth 0", "cpus": "ff"}`:                           `invalid parameters: interface "eth 0": not a valid interface name`,
 	})
-	check(t, nicrps.NewRFS("/nonexistent"), []struct{ params, err string }{
-		{`{"interface": "eth0", "flowEntries": 32768}`, ""},
-		{`{"interface": "eth0", "flowEntries": 0, "queueFlowCount": 0}`, ""},
-		{`{"interface": "eth0"}`, "invalid parameters: flowEntries is required"},
-		{`{"interface": "eth0", "flowEntries": 30000}`, "invalid parameters: net.core.rps_sock_flow_entries=30000 is not a power of two (the kernel would round it up)"},
-		{`{"interface": "eth0", "flowEntries": 4194304}`, "invalid parameters: net.core.rps_sock_flow_entries=4194304 out of range [0, 1048576]"},
-		{`{"interface": "eth0", "flowEntries": 32768, "queueFlowCount": 100}`, "invalid parameters: queueFlowCount=100 must be 0 or a power of two up to 1048576"},
+	nettest.CheckParams(t, nicrps.NewRFS("/nonexistent"), map[string]string{
+		`{"interface": "eth0", "flowEntries": 32768}`:                        "",
+		`{"interface": "eth0", "flowEntries": 0, "queueFlowCount": 0}`:       "",
+		`{"interface": "eth0"}`:                                              "invalid parameters: flowEntries is required",
+		`{"interface": "eth0", "flowEntries": 30000}`:                        "invalid parameters: net.core.rps_sock_flow_entries=30000 is not a power of two (the kernel would round it up)",
+		`{"interface": "eth0", "flowEntries": 4194304}`:                      "invalid parameters: net.core.rps_sock_flow_entries=4194304 out of range [0, 1048576]",
+		`{"interface": "eth0", "flowEntries": 32768, "queueFlowCount": 100}`: "invalid parameters: queueFlowCount=100 must be 0 or a power of two up to 1048576",
 	})
 }
 
@@ -142,25 +126,9 @@ func TestKernel(t *testing.T) {
 }
 
 func FuzzCheckParamsRPS(f *testing.F) {
-	for _, s := range []string{`{"interface": "eth0", "cpus": "ff,ffffffff"}`, `{"interface": "eth0", "cpus": ","}`, `{"queues": [1]}`} {
-		f.Add([]byte(s))
-	}
-	e := nicrps.NewRPS("/nonexistent")
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if err := e.CheckParams(b); err != nil && !errors.Is(err, executors.ErrBadParams) {
-			t.Fatalf("error does not wrap ErrBadParams: %v", err)
-		}
-	})
+	nettest.FuzzParams(f, nicrps.NewRPS("/nonexistent"), `{"interface": "eth0", "cpus": "ff,ffffffff"}`, `{"interface": "eth0", "cpus": ","}`, `{"queues": [1]}`)
 }
 
 func FuzzCheckParamsRFS(f *testing.F) {
-	for _, s := range []string{`{"interface": "eth0", "flowEntries": 32768}`, `{"interface": "eth0", "flowEntries": -1}`} {
-		f.Add([]byte(s))
-	}
-	e := nicrps.NewRFS("/nonexistent")
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if err := e.CheckParams(b); err != nil && !errors.Is(err, executors.ErrBadParams) {
-			t.Fatalf("error does not wrap ErrBadParams: %v", err)
-		}
-	})
+	nettest.FuzzParams(f, nicrps.NewRFS("/nonexistent"), `{"interface": "eth0", "flowEntries": 32768}`, `{"interface": "eth0", "flowEntries": -1}`)
 }

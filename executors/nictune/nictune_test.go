@@ -2,7 +2,6 @@ package nictune_test
 
 import (
 	"encoding/json"
-	"errors"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,27 +15,16 @@ import (
 )
 
 func TestCheckParams(t *testing.T) {
-	tests := []struct{ params, err string }{
-		{`{"interface": "eth0"}`, ""},
-		{`{"interface": "eth0", "ringCap": 4096, "backlogPerCPU": 2048, "budgetPerCPU": 100, "skip": ["rps", "ring"]}`, ""},
-		{`{}`, "invalid parameters: interface is required"},
-		{`{"interface": "eth0", "ringCap": 0}`, "invalid parameters: ringCap 0 out of range [1, 65536]"},
-		{`{"interface": "eth0", "backlogPerCPU": 100000}`, "invalid parameters: backlogPerCPU 100000 out of range [1, 65536]"},
-		{`{"interface": "eth0", "skip": ["xps"]}`, `invalid parameters: skip "xps": not one of ring, channels, rps, rfs, backlog`},
+	tests := map[string]string{
+		`{"interface": "eth0"}`: "",
+		`{"interface": "eth0", "ringCap": 4096, "backlogPerCPU": 2048, "budgetPerCPU": 100, "skip": ["rps", "ring"]}`: "",
+		`{}`:                                  "invalid parameters: interface is required",
+		`{"interface": "eth0", "ringCap": 0}`: "invalid parameters: ringCap 0 out of range [1, 65536]",
+		`{"interface": "eth0", "backlogPerCPU": 100000}`: "invalid parameters: backlogPerCPU 100000 out of range [1, 65536]",
+		`{"interface": "eth0", "skip": ["xps"]}`:         `invalid parameters: skip "xps": not one of ring, channels, rps, rfs, backlog`,
 	}
 	e := nictune.New("/nonexistent", &nettest.FakeNIC{})
-	for _, tc := range tests {
-		err := e.CheckParams(json.RawMessage(tc.params))
-		if tc.err == "" {
-			if err != nil {
-				t.Errorf("%s: %v", tc.params, err)
-			}
-			continue
-		}
-		if err == nil || err.Error() != tc.err || !errors.Is(err, executors.ErrBadParams) {
-			t.Errorf("%s:\n got %v\nwant %s", tc.params, err, tc.err)
-		}
-	}
+	nettest.CheckParams(t, e, tests)
 }
 
 func fakeNIC() *nettest.FakeNIC {
@@ -177,13 +165,5 @@ func TestKernelAllOrNothing(t *testing.T) {
 }
 
 func FuzzCheckParams(f *testing.F) {
-	for _, s := range []string{`{"interface": "eth0"}`, `{"interface": "eth0", "skip": ["ring"]}`, `{"ringCap": -1}`} {
-		f.Add([]byte(s))
-	}
-	e := nictune.New("/nonexistent", &nettest.FakeNIC{})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if err := e.CheckParams(b); err != nil && !errors.Is(err, executors.ErrBadParams) {
-			t.Fatalf("error does not wrap ErrBadParams: %v", err)
-		}
-	})
+	nettest.FuzzParams(f, nictune.New("/nonexistent", &nettest.FakeNIC{}), `{"interface": "eth0"}`, `{"interface": "eth0", "skip": ["ring"]}`, `{"ringCap": -1}`)
 }

@@ -2,7 +2,6 @@ package sysctl_test
 
 import (
 	"encoding/json"
-	"errors"
 	"path/filepath"
 	"testing"
 
@@ -14,34 +13,23 @@ import (
 const allowList = "net.core.netdev_budget, net.core.netdev_budget_usecs, net.core.netdev_max_backlog, net.core.rps_sock_flow_entries"
 
 func TestCheckParams(t *testing.T) {
-	tests := []struct{ params, err string }{
-		{`{"key": "net.core.netdev_max_backlog", "value": 8192}`, ""},
-		{`{"values": {"net.core.netdev_budget": 600, "net.core.netdev_budget_usecs": 8000}}`, ""},
-		{`{"key": "net.core.rps_sock_flow_entries", "value": 0}`, ""},
-		{`{"key": "kernel.panic", "value": 1}`, `invalid parameters: key "kernel.panic" is not in the allow-list (` + allowList + `)`},
-		{`{"key": "net.core.netdev_max_backlog", "value": 10}`, "invalid parameters: net.core.netdev_max_backlog=10 out of range [1000, 1048576]"},
-		{`{"key": "net.core.netdev_budget", "value": 100000}`, "invalid parameters: net.core.netdev_budget=100000 out of range [300, 65536]"},
-		{`{"key": "net.core.rps_sock_flow_entries", "value": 100}`, "invalid parameters: net.core.rps_sock_flow_entries=100 is not a power of two (the kernel would round it up)"},
-		{`{"values": {"net.core.netdev_budget": 600, "vm.swappiness": 1}}`, `invalid parameters: key "vm.swappiness" is not in the allow-list (` + allowList + `)`},
-		{`{"key": "net.core.netdev_budget"}`, "invalid parameters: value is required"},
-		{`{}`, "invalid parameters: key is required"},
-		{`{"key": "net.core.netdev_budget", "value": 600, "values": {"net.core.netdev_budget": 600}}`, "invalid parameters: give either key and value or values, not both"},
-		{`{"key": "net.core.netdev_budget", "value": "600"}`, "invalid parameters: json: cannot unmarshal string into Go struct field Params.value of type int64"},
-		{`{"key": "net.core.netdev_budget", "value": 600, "force": true}`, `invalid parameters: json: unknown field "force"`},
+	tests := map[string]string{
+		`{"key": "net.core.netdev_max_backlog", "value": 8192}`:                                      "",
+		`{"values": {"net.core.netdev_budget": 600, "net.core.netdev_budget_usecs": 8000}}`:          "",
+		`{"key": "net.core.rps_sock_flow_entries", "value": 0}`:                                      "",
+		`{"key": "kernel.panic", "value": 1}`:                                                        `invalid parameters: key "kernel.panic" is not in the allow-list (` + allowList + `)`,
+		`{"key": "net.core.netdev_max_backlog", "value": 10}`:                                        "invalid parameters: net.core.netdev_max_backlog=10 out of range [1000, 1048576]",
+		`{"key": "net.core.netdev_budget", "value": 100000}`:                                         "invalid parameters: net.core.netdev_budget=100000 out of range [300, 65536]",
+		`{"key": "net.core.rps_sock_flow_entries", "value": 100}`:                                    "invalid parameters: net.core.rps_sock_flow_entries=100 is not a power of two (the kernel would round it up)",
+		`{"values": {"net.core.netdev_budget": 600, "vm.swappiness": 1}}`:                            `invalid parameters: key "vm.swappiness" is not in the allow-list (` + allowList + `)`,
+		`{"key": "net.core.netdev_budget"}`:                                                          "invalid parameters: value is required",
+		`{}`:                                                                                         "invalid parameters: key is required",
+		`{"key": "net.core.netdev_budget", "value": 600, "values": {"net.core.netdev_budget": 600}}`: "invalid parameters: give either key and value or values, not both",
+		`{"key": "net.core.netdev_budget", "value": "600"}`:                                          "invalid parameters: json: cannot unmarshal string into Go struct field Params.value of type int64",
+		`{"key": "net.core.netdev_budget", "value": 600, "force": true}`:                             `invalid parameters: json: unknown field "force"`,
 	}
 	e := sysctl.New("/nonexistent")
-	for _, tc := range tests {
-		err := e.CheckParams(json.RawMessage(tc.params))
-		if tc.err == "" {
-			if err != nil {
-				t.Errorf("%s: %v", tc.params, err)
-			}
-			continue
-		}
-		if err == nil || err.Error() != tc.err || !errors.Is(err, executors.ErrBadParams) {
-			t.Errorf("%s:\n got %v\nwant %s", tc.params, err, tc.err)
-		}
-	}
+	nettest.CheckParams(t, e, tests)
 }
 
 func fixture(t *testing.T) string {
@@ -135,13 +123,5 @@ func TestExecuteKernel(t *testing.T) {
 }
 
 func FuzzCheckParams(f *testing.F) {
-	for _, s := range []string{`{"key": "net.core.netdev_budget", "value": 600}`, `{"values": {"a": 1}}`, `{}`, `[]`, `null`} {
-		f.Add([]byte(s))
-	}
-	e := sysctl.New("/nonexistent")
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if err := e.CheckParams(b); err != nil && !errors.Is(err, executors.ErrBadParams) {
-			t.Fatalf("error does not wrap ErrBadParams: %v", err)
-		}
-	})
+	nettest.FuzzParams(f, sysctl.New("/nonexistent"), `{"key": "net.core.netdev_budget", "value": 600}`, `{"values": {"a": 1}}`, `{}`, `[]`, `null`)
 }

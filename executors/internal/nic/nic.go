@@ -18,8 +18,8 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/remedyhq/remedy/executors/internal/cpumask"
 	"github.com/remedyhq/remedy/executors/internal/txn"
+	"github.com/remedyhq/remedy/nodefs"
 )
 
 // Sentinel errors.
@@ -297,25 +297,36 @@ func QueueFile(root, ifname string, q int, file string) string {
 }
 
 // OnlineCPUs reads the host's online CPUs.
-func OnlineCPUs(root string) (cpumask.Mask, error) {
-	b, err := os.ReadFile(filepath.Join(root, "sys", "devices", "system", "cpu", "online"))
+func OnlineCPUs(root string) (nodefs.CPUMask, error) {
+	fs, err := nodefs.New(root)
 	if err != nil {
-		return cpumask.Mask{}, fmt.Errorf("online cpus: %w", err)
+		return nil, err
 	}
-	m, err := cpumask.ParseList(string(b))
+	cpus, err := fs.OnlineCPUs()
 	if err != nil {
-		return cpumask.Mask{}, fmt.Errorf("online cpus: %w", err)
+		return nil, err
 	}
-	return m, nil
+	return nodefs.MaskOf(cpus...), nil
 }
 
 // CanonMask is a txn.File Canon for hex CPU masks.
 func CanonMask(s string) (string, error) {
-	m, err := cpumask.ParseHex(s)
+	m, err := nodefs.ParseCPUMask(s)
 	if err != nil {
 		return "", err
 	}
 	return m.String(), nil
+}
+
+// Offline returns the CPUs of m that are not in online.
+func Offline(m, online nodefs.CPUMask) nodefs.CPUMask {
+	var out nodefs.CPUMask
+	for _, c := range m.CPUs() {
+		if !online.Has(c) {
+			out = out.Set(c)
+		}
+	}
+	return out
 }
 
 // Probe checks that an interface exists below the host root and reads one of its ethtool
