@@ -3,31 +3,81 @@
 // by a correlation id. The log is also the engine's durable intake journal: a webhook is
 // acknowledged once its signals are events here.
 //
-// Stores implement Store; sqlite is the embedded default.
+// Every row carries the hash of its content and of the row before it (a hash chain), so
+// an edited, removed or reordered row is found by Verify. Rows are only ever removed by
+// retention, which leaves a signed checkpoint of what it removed.
+//
+// Stores implement Store (the engine's contract) and Log (the whole product: verify,
+// retention, export); sqlite is the embedded default, postgres serves several replicas.
+// The schema and every event type are described in docs/audit.md.
 package audit
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"time"
 )
 
 // Type is the kind of an audit event.
 type Type string
 
-// Event types.
+// Event types, in the order an incident goes through them. docs/audit.md says what each
+// one's fields and Detail hold.
 const (
 	SignalReceived Type = "signal.received"
 	SignalRejected Type = "signal.rejected"
 	Decision       Type = "decision"
-	ActionPlanned  Type = "action.planned"
-	ActionRejected Type = "action.rejected"
-	Dispatched     Type = "action.dispatched"
-	ActionResult   Type = "action.result"
+	// GuardRefused: a guard (rate limit, blast radius, maintenance window, dry-run ...)
+	// stopped a planned action.
+	GuardRefused      Type = "guard.refused"
+	ActionPlanned     Type = "action.planned"
+	ActionRejected    Type = "action.rejected"
+	ApprovalRequested Type = "approval.requested"
+	ApprovalGranted   Type = "approval.granted"
+	ApprovalRejected  Type = "approval.rejected"
+	ApprovalExpired   Type = "approval.expired"
+	Dispatched        Type = "action.dispatched"
+	// ActionResult carries the executor's outcome with the before/after state in Detail.
+	ActionResult Type = "action.result"
+	// Verification: whether the condition cleared after the action.
+	Verification   Type = "verification"
 	PolicyLoaded   Type = "policy.loaded"
 	PolicyRejected Type = "policy.rejected"
+	Paused         Type = "engine.paused"
+	Resumed        Type = "engine.resumed"
+	// RetentionCheckpoint is written by retention; its Detail is a signed Checkpoint.
+	RetentionCheckpoint Type = "retention.checkpoint"
 )
+
+// Types lists every event type, in incident order.
+func Types() []Type {
+	return []Type{SignalReceived, SignalRejected, Decision, GuardRefused, ActionPlanned, ActionRejected,
+		ApprovalRequested, ApprovalGranted, ApprovalRejected, ApprovalExpired, Dispatched, ActionResult,
+		Verification, PolicyLoaded, PolicyRejected, Paused, Resumed, RetentionCheckpoint}
+}
+
+// Outcomes commonly found in Event.Outcome. The field is free text; these are the values
+// remedy itself writes.
+const (
+	OutcomeOK       = "ok"
+	OutcomeFailed   = "failed"
+	OutcomeSkipped  = "skipped"
+	OutcomeRefused  = "refused"
+	OutcomeDryRun   = "dry_run"
+	OutcomeCleared  = "cleared"
+	OutcomePersists = "persists"
+)
+
+// Actors that are not people. A person is written as "user:<identity>" (UserActor).
+const (
+	ActorEngine = "engine"
+	ActorAgent  = "agent"
+)
+
+// UserActor is the Actor of an event caused by a person, e.g. an approval.
+func UserActor(identity string) string { return "user:" + identity }
 
 // Event is one row of the audit log.
 type Event struct {
@@ -47,19 +97,32 @@ type Event struct {
 	// "signal:<key>", "decision:<signal key>", "action:<id>", "result:<id>" ...
 	Key    string          `json:"key,omitempty"`
 	Detail json.RawMessage `json:"detail,omitempty"`
+	// PrevHash and Hash are set by the store: the hash chain (see HashEvent).
+	PrevHash string `json:"prevHash,omitempty"`
+	Hash     string `json:"hash,omitempty"`
 }
 
-// Filter selects events; zero fields match everything. Results are newest first.
+// Filter selects events; zero fields match everything. Results are newest first unless
+// Ascending is set.
 type Filter struct {
 	Node          string
 	Action        string
 	Kind          string
 	Type          Type
 	Outcome       string
+	Actor         string
 	CorrelationID string
-	Since, Until  time.Time
-	Limit         int
+	// Since is inclusive, Until exclusive.
+	Since, Until time.Time
+	// AfterSeq keeps events with a larger seq: the cursor of Follow and of paging.
+	AfterSeq  int64
+	Ascending bool
+	// Limit caps the result; 0 means DefaultLimit.
+	Limit int
 }
+
+// DefaultLimit is the number of events a Filter without a Limit returns.
+const DefaultLimit = 1000
 
 // Store is the audit log. Append is durable when it returns: concurrent callers share
 // one commit (group commit), and each call's events are written all or none.
@@ -78,8 +141,37 @@ type Store interface {
 	Close() error
 }
 
-// ErrClosed is returned by a closed store.
-var ErrClosed = errors.New("audit store closed")
+// Log is a Store with what people and auditors use: verification of the hash chain,
+// retention, export.
+type Log interface {
+	Store
+	// Verify walks the whole chain and reports the first broken link, if any.
+	Verify(ctx context.Context) (VerifyReport, error)
+	// Retain removes the oldest rows, up to the first one at or after before, and
+	// appends a signed checkpoint of what it removed. It returns nil when nothing was old
+	// enough.
+	Retain(ctx context.Context, before time.Time) (*Checkpoint, error)
+	// Export writes the events matching f, oldest first, one JSON object per line.
+	Export(ctx context.Context, f Filter, w io.Writer) error
+}
+
+// Options configure a store.
+type Options struct {
+	// Keys signs retention checkpoints and checks them in Verify.
+	Keys Signer
+	// Clock stamps events that come without a time; time.Now when nil.
+	Clock func() time.Time
+}
+
+// Sentinel errors.
+var (
+	ErrClosed = errors.New("audit store closed")
+	ErrNoType = errors.New("audit event has no type")
+	// ErrBadDetail: Event.Detail is not valid JSON.
+	ErrBadDetail = errors.New("audit event detail is not valid JSON")
+	// ErrNoSigner: retention needs a key to sign its checkpoint.
+	ErrNoSigner = errors.New("audit retention needs a checkpoint key")
+)
 
 // DecisionKey is the Key of the decision event of a signal key.
 func DecisionKey(signalKey string) string { return "decision:" + signalKey }

@@ -16,6 +16,7 @@ type GroupCommitter struct {
 	cancel   context.CancelFunc
 	closed   chan struct{} // closed once the writer has exited
 	wg       sync.WaitGroup
+	stop     sync.Once
 }
 
 type commitReq struct {
@@ -124,9 +125,15 @@ func (g *GroupCommitter) drain() {
 	}
 }
 
-// Close stops the writer after the commit in progress.
-func (g *GroupCommitter) Close() {
-	g.cancel()
-	g.wg.Wait()
-	close(g.closed)
+// Close stops the writer after the commit in progress. It reports whether this call
+// closed it (false: it was closed already).
+func (g *GroupCommitter) Close() bool {
+	closed := false
+	g.stop.Do(func() {
+		g.cancel()
+		g.wg.Wait()
+		close(g.closed)
+		closed = true
+	})
+	return closed
 }

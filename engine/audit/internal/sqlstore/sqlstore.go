@@ -1,0 +1,426 @@
+// Package sqlstore is the audit log over SQL, shared by the sqlite and postgres stores:
+// the schema, the queries, and the chained, group-committed writer. A store package
+// supplies only a DB: how to open a write transaction that holds the chain's lock, how
+// to read, and how to insert rows in bulk.
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/remedyhq/remedy/engine/audit"
+)
+
+// Table is the audit log's one table.
+const Table = "audit_events"
+
+// Schema returns the statements that create the table and its indexes; seqType is the
+// column type of seq (SQLite wants INTEGER so that seq is the rowid).
+func Schema(seqType string) []string {
+	return []string{
+		`CREATE TABLE IF NOT EXISTS audit_events (
+	seq            ` + seqType + ` PRIMARY KEY, -- assigned by the writer: the chain's order
+	at             BIGINT NOT NULL,            -- unix nanoseconds
+	type           TEXT NOT NULL,
+	correlation_id TEXT NOT NULL DEFAULT '',
+	node           TEXT NOT NULL DEFAULT '',
+	kind           TEXT NOT NULL DEFAULT '',
+	action         TEXT NOT NULL DEFAULT '',
+	action_id      TEXT NOT NULL DEFAULT '',
+	actor          TEXT NOT NULL DEFAULT '',
+	outcome        TEXT NOT NULL DEFAULT '',
+	policy_rev     TEXT NOT NULL DEFAULT '',
+	input_hash     TEXT NOT NULL DEFAULT '',
+	ekey           TEXT,
+	detail         TEXT,                       -- compact JSON, byte for byte what the hash covers
+	prev_hash      TEXT NOT NULL,
+	hash           TEXT NOT NULL
+)`,
+		`CREATE UNIQUE INDEX IF NOT EXISTS audit_events_key ON audit_events(ekey) WHERE ekey IS NOT NULL`,
+		`CREATE INDEX IF NOT EXISTS audit_events_node ON audit_events(node, seq)`,
+		`CREATE INDEX IF NOT EXISTS audit_events_corr ON audit_events(correlation_id, seq)`,
+		`CREATE INDEX IF NOT EXISTS audit_events_action ON audit_events(action, seq)`,
+		`CREATE INDEX IF NOT EXISTS audit_events_type ON audit_events(type, seq)`,
+		`CREATE INDEX IF NOT EXISTS audit_events_action_id ON audit_events(action_id) WHERE action_id <> ''`,
+	}
+}
+
+// Columns are the table's columns in the order Scan and Values use.
+var Columns = []string{"seq", "at", "type", "correlation_id", "node", "kind", "action", "action_id", "actor",
+	"outcome", "policy_rev", "input_hash", "ekey", "detail", "prev_hash", "hash"}
+
+const selectCols = `seq, at, type, correlation_id, node, kind, action, action_id, actor, outcome, policy_rev, input_hash,
+	COALESCE(ekey, ''), COALESCE(detail, ''), prev_hash, hash`
+
+// Values are e's column values, in Columns order.
+func Values(e *audit.Event) []any {
+	return []any{e.Seq, e.Time.UnixNano(), string(e.Type), e.CorrelationID, e.Node, e.Kind, e.Action, e.ActionID,
+		e.Actor, e.Outcome, e.PolicyRev, e.InputHash, nullable(e.Key), nullable(string(e.Detail)), e.PrevHash, e.Hash}
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// Rows is a result set: database/sql's and pgx's both fit behind a thin adapter.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// Reader runs queries.
+type Reader interface {
+	Query(ctx context.Context, q string, args ...any) (Rows, error)
+}
+
+// Tx is a write transaction holding the chain's lock.
+type Tx interface {
+	Reader
+	// Exec runs a statement and returns the number of rows it touched.
+	Exec(ctx context.Context, q string, args ...any) (int64, error)
+	// Insert writes rows whose seq and hashes are set and whose keys are new.
+	Insert(ctx context.Context, rows []audit.Event) error
+}
+
+// DB is what a store package provides.
+type DB interface {
+	Reader
+	// Write runs fn in one transaction that holds the chain's lock (so that only one
+	// writer, in any process, extends the chain at a time) and commits it when fn
+	// returns nil.
+	Write(ctx context.Context, fn func(Tx) error) error
+	Close() error
+}
+
+// Store implements audit.Log over a DB.
+type Store struct {
+	db    DB
+	ph    func(n int) string
+	keys  audit.Signer
+	clock func() time.Time
+	gc    *audit.GroupCommitter
+}
+
+// MaxBatch is the most events one group commit writes.
+const MaxBatch = 2048
+
+// New returns a store over db whose statements number their parameters with ph (1-based).
+func New(db DB, ph func(n int) string, opts audit.Options) *Store {
+	s := &Store{db: db, ph: ph, keys: opts.Keys, clock: opts.Clock}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	s.gc = audit.NewGroupCommitter(MaxBatch, s.commit)
+	return s
+}
+
+// Append implements audit.Store.
+func (s *Store) Append(ctx context.Context, events ...audit.Event) ([]bool, error) {
+	for i := range events {
+		if err := audit.Normalize(&events[i]); err != nil {
+			return nil, fmt.Errorf("audit append: event %d: %w", i, err)
+		}
+	}
+	return s.gc.Append(ctx, events)
+}
+
+type head struct {
+	seq  int64
+	hash string
+}
+
+func (s *Store) commit(ctx context.Context, batches [][]audit.Event) ([][]bool, error) {
+	var out [][]bool
+	err := s.db.Write(ctx, func(tx Tx) error {
+		h, err := s.head(ctx, tx)
+		if err != nil {
+			return err
+		}
+		seen, err := s.existingKeys(ctx, tx, batches)
+		if err != nil {
+			return err
+		}
+		var rows []audit.Event
+		rows, out = chain(h, batches, seen, s.clock().UTC())
+		return tx.Insert(ctx, rows)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit commit: %w", err)
+	}
+	return out, nil
+}
+
+// chain gives every event whose key is not in seen (nor earlier in batches) the next seq
+// and its hashes, writing them back into batches, and returns those rows and which
+// events were new.
+func chain(h head, batches [][]audit.Event, seen map[string]bool, now time.Time) ([]audit.Event, [][]bool) {
+	var rows []audit.Event
+	out := make([][]bool, len(batches))
+	for i, b := range batches {
+		out[i] = make([]bool, len(b))
+		for j := range b {
+			e := &b[j]
+			if e.Key != "" {
+				if seen[e.Key] {
+					continue
+				}
+				seen[e.Key] = true
+			}
+			if e.Time.IsZero() {
+				e.Time = now
+			}
+			h.seq++
+			e.Seq, e.PrevHash = h.seq, h.hash
+			e.Hash = audit.HashEvent(e)
+			h.hash = e.Hash
+			out[i][j] = true
+			rows = append(rows, *e)
+		}
+	}
+	return rows, out
+}
+
+func (s *Store) head(ctx context.Context, tx Tx) (head, error) {
+	var h head
+	_, err := queryRow(ctx, tx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`, nil, &h.seq, &h.hash)
+	if err != nil {
+		return head{}, fmt.Errorf("read chain head: %w", err)
+	}
+	return h, nil
+}
+
+// keyChunk bounds the parameters of one IN list.
+const keyChunk = 500
+
+func (s *Store) existingKeys(ctx context.Context, tx Tx, batches [][]audit.Event) (map[string]bool, error) {
+	var keys []any
+	for _, b := range batches {
+		for i := range b {
+			if b[i].Key != "" {
+				keys = append(keys, b[i].Key)
+			}
+		}
+	}
+	seen := make(map[string]bool, len(keys))
+	for len(keys) > 0 {
+		n := min(len(keys), keyChunk)
+		rows, err := tx.Query(ctx, `SELECT ekey FROM audit_events WHERE ekey IN (`+s.list(1, n)+`)`, keys[:n]...)
+		if err != nil {
+			return nil, fmt.Errorf("read keys: %w", err)
+		}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read keys: %w", err)
+			}
+			seen[k] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read keys: %w", err)
+		}
+		keys = keys[n:]
+	}
+	return seen, nil
+}
+
+// list is "ph(from), ..., ph(from+n-1)".
+func (s *Store) list(from, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(s.ph(from + i))
+	}
+	return b.String()
+}
+
+// queryRow scans the first row of q into dest and reports whether there was one.
+func queryRow(ctx context.Context, r Reader, q string, args []any, dest ...any) (bool, error) {
+	rows, err := r.Query(ctx, q, args...)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return false, rows.Err()
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return false, err
+	}
+	return true, rows.Err()
+}
+
+// Query implements audit.Store.
+func (s *Store) Query(ctx context.Context, f audit.Filter) ([]audit.Event, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, cond+" "+s.ph(len(args)))
+	}
+	for _, c := range []struct{ col, v string }{
+		{"node", f.Node}, {"action", f.Action}, {"kind", f.Kind}, {"type", string(f.Type)},
+		{"outcome", f.Outcome}, {"actor", f.Actor}, {"correlation_id", f.CorrelationID},
+	} {
+		if c.v != "" {
+			add(c.col+" =", c.v)
+		}
+	}
+	if !f.Since.IsZero() {
+		add("at >=", f.Since.UnixNano())
+	}
+	if !f.Until.IsZero() {
+		add("at <", f.Until.UnixNano())
+	}
+	if f.AfterSeq > 0 {
+		add("seq >", f.AfterSeq)
+	}
+	q := "SELECT " + selectCols + " FROM audit_events"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	order := "DESC"
+	if f.Ascending {
+		order = "ASC"
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = audit.DefaultLimit
+	}
+	q += fmt.Sprintf(" ORDER BY seq %s LIMIT %d", order, limit)
+	return s.query(ctx, q, args...)
+}
+
+// Undecided implements audit.Store.
+func (s *Store) Undecided(ctx context.Context, limit int) ([]audit.Event, error) {
+	return s.query(ctx, `SELECT `+selectCols+` FROM audit_events s WHERE s.type = `+s.ph(1)+` AND NOT EXISTS
+		(SELECT 1 FROM audit_events d WHERE d.ekey = 'decision:' || substr(s.ekey, 8)) ORDER BY seq LIMIT `+s.ph(2),
+		string(audit.SignalReceived), limit)
+}
+
+// Undispatched implements audit.Store.
+func (s *Store) Undispatched(ctx context.Context, limit int) ([]audit.Event, error) {
+	return s.query(ctx, `SELECT `+selectCols+` FROM audit_events p WHERE p.type = `+s.ph(1)+` AND NOT EXISTS
+		(SELECT 1 FROM audit_events d WHERE d.action_id = p.action_id AND d.type IN (`+s.list(2, 2)+`))
+		ORDER BY seq LIMIT `+s.ph(4),
+		string(audit.ActionPlanned), string(audit.Dispatched), string(audit.ActionResult), limit)
+}
+
+func (s *Store) query(ctx context.Context, q string, args ...any) ([]audit.Event, error) {
+	rows, err := s.db.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("audit query: %w", err)
+	}
+	defer rows.Close()
+	var out []audit.Event
+	for rows.Next() {
+		var e audit.Event
+		var at int64
+		var typ, detail string
+		if err := rows.Scan(&e.Seq, &at, &typ, &e.CorrelationID, &e.Node, &e.Kind, &e.Action, &e.ActionID, &e.Actor,
+			&e.Outcome, &e.PolicyRev, &e.InputHash, &e.Key, &detail, &e.PrevHash, &e.Hash); err != nil {
+			return nil, fmt.Errorf("audit scan: %w", err)
+		}
+		e.Time = time.Unix(0, at).UTC()
+		e.Type = audit.Type(typ)
+		if detail != "" {
+			e.Detail = []byte(detail)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("audit query: %w", err)
+	}
+	return out, nil
+}
+
+// Verify implements audit.Log.
+func (s *Store) Verify(ctx context.Context) (audit.VerifyReport, error) {
+	return audit.VerifyLog(ctx, s, s.keys)
+}
+
+// Export implements audit.Log.
+func (s *Store) Export(ctx context.Context, f audit.Filter, w io.Writer) error {
+	return audit.Export(ctx, s, f, w)
+}
+
+// Retain implements audit.Log. It removes a prefix of the chain (rows are removed in
+// seq order, stopping at the first one at or after before) so that the rest still
+// verifies from the checkpoint on.
+func (s *Store) Retain(ctx context.Context, before time.Time) (*audit.Checkpoint, error) {
+	if s.keys == nil {
+		return nil, audit.ErrNoSigner
+	}
+	var cp *audit.Checkpoint
+	err := s.db.Write(ctx, func(tx Tx) error {
+		cp = nil
+		h, err := s.head(ctx, tx)
+		if err != nil {
+			return err
+		}
+		through := h.seq
+		var first int64
+		found, err := queryRow(ctx, tx, `SELECT seq FROM audit_events WHERE at >= `+s.ph(1)+` ORDER BY seq LIMIT 1`,
+			[]any{before.UnixNano()}, &first)
+		if err != nil {
+			return fmt.Errorf("find retention boundary: %w", err)
+		}
+		if found {
+			through = first - 1
+		}
+		c := audit.Checkpoint{ThroughSeq: through, Before: before.UTC()}
+		var oldest, newest int64
+		if _, err := queryRow(ctx, tx, `SELECT COUNT(*), COALESCE(MIN(at), 0), COALESCE(MAX(at), 0) FROM audit_events WHERE seq <= `+s.ph(1),
+			[]any{through}, &c.Removed, &oldest, &newest); err != nil {
+			return fmt.Errorf("count retained rows: %w", err)
+		}
+		if c.Removed == 0 {
+			return nil
+		}
+		c.Oldest, c.Newest = time.Unix(0, oldest).UTC(), time.Unix(0, newest).UTC()
+		if _, err := queryRow(ctx, tx, `SELECT hash FROM audit_events WHERE seq = `+s.ph(1), []any{through}, &c.LastHash); err != nil {
+			return fmt.Errorf("read retention boundary: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM audit_events WHERE seq <= `+s.ph(1), through); err != nil {
+			return fmt.Errorf("delete retained rows: %w", err)
+		}
+		now := s.clock().UTC()
+		ev, err := audit.SealCheckpoint(c, s.keys, now)
+		if err != nil {
+			return err
+		}
+		if err := audit.Normalize(&ev); err != nil {
+			return err
+		}
+		rows, _ := chain(h, [][]audit.Event{{ev}}, map[string]bool{}, now)
+		if err := tx.Insert(ctx, rows); err != nil {
+			return err
+		}
+		cp, err = audit.OpenCheckpoint(ev.Detail, s.keys)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit retain: %w", err)
+	}
+	return cp, nil
+}
+
+// Close implements audit.Store: it waits for the commit in progress. Closing again
+// does nothing.
+func (s *Store) Close() error {
+	if !s.gc.Close() {
+		return nil
+	}
+	return s.db.Close()
+}
