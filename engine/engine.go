@@ -24,6 +24,7 @@ import (
 
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/facts"
+	"github.com/remedyhq/remedy/engine/guard"
 	"github.com/remedyhq/remedy/engine/policy"
 	"github.com/remedyhq/remedy/engine/signal"
 	"github.com/remedyhq/remedy/executors"
@@ -34,6 +35,30 @@ type Dispatcher interface {
 	Dispatch(ctx context.Context, req executors.Request) error
 }
 
+// Gate stands between planning and dispatch: the guards and approvals
+// (engine/guard, engine/approval). It is asked once per planned action, before the
+// action is recorded, and Paused stops every dispatch (the kill switch).
+type Gate interface {
+	Check(ctx context.Context, c guard.Candidate) guard.Verdict
+	Paused() bool
+}
+
+// Held is the Detail of an approval.requested or guard.refused event: the action and
+// everything a person needs to judge it.
+type Held struct {
+	Request   executors.Request `json:"request"`
+	Decision  policy.Decision   `json:"decision"`
+	Signal    signal.Signal     `json:"signal"`
+	Node      facts.Node        `json:"node"`
+	Cluster   facts.Cluster     `json:"cluster"`
+	Verdict   guard.Verdict     `json:"verdict"`
+	Requester string            `json:"requester"`
+}
+
+// RequesterLabel on a signal names the person who raised it; they may not approve the
+// actions it leads to.
+const RequesterLabel = "remedy_requested_by"
+
 // Options configure an Engine.
 type Options struct {
 	Store      audit.Store
@@ -41,6 +66,8 @@ type Options struct {
 	Actions    *executors.Registry
 	Facts      facts.Provider
 	Dispatcher Dispatcher
+	// Gate, when set, checks every planned action (guards, approvals, kill switch).
+	Gate Gate
 	// DryRun makes every action a dry run, whatever a policy says.
 	DryRun bool
 	// ActionTTL is how long a dispatched action stays worth running (default 10m).
@@ -316,7 +343,7 @@ func (e *Engine) BuildInput(ctx context.Context, s signal.Signal) (Input, error)
 	hist := []historyEntry{}
 	for _, ev := range evs {
 		switch ev.Type {
-		case audit.ActionPlanned, audit.ActionResult, audit.ActionRejected:
+		case audit.ActionPlanned, audit.ActionResult, audit.ActionRejected, audit.GuardRefused, audit.Verification:
 			hist = append(hist, historyEntry{Time: ev.Time, Type: string(ev.Type), Action: ev.Action, ActionID: ev.ActionID,
 				Outcome: ev.Outcome, Kind: ev.Kind, CorrelationID: ev.CorrelationID})
 		}
@@ -384,6 +411,18 @@ func (e *Engine) decide(ctx context.Context, s signal.Signal) error {
 		}
 		req := executors.Request{ID: id, Action: d.Action, Node: s.Node, Params: d.Params, DryRun: e.o.DryRun,
 			CorrelationID: corr, Reason: d.Reason, Deadline: now.Add(e.o.ActionTTL)}
+		if e.o.Gate != nil {
+			v := e.o.Gate.Check(ctx, guard.Candidate{ActionID: id, Action: d.Action, Node: s.Node, Kind: string(s.Kind),
+				SignalKey: key, Risk: d.Risk, RequiresApproval: d.RequiresApproval, NodeFacts: in.Node, Cluster: in.Cluster})
+			if v.Outcome == guard.DryRun {
+				req.DryRun = true
+			}
+			if v.Outcome == guard.Hold || v.Outcome == guard.Refuse {
+				events = append(events, heldEvent(base, Held{Request: req, Decision: d, Signal: in.Signal, Node: in.Node,
+					Cluster: in.Cluster, Verdict: v, Requester: requester(&s)}))
+				continue
+			}
+		}
 		ev := base
 		ev.Type, ev.Key, ev.Outcome = audit.ActionPlanned, "action:"+id, "planned"
 		if req.DryRun {
@@ -397,6 +436,10 @@ func (e *Engine) decide(ctx context.Context, s signal.Signal) error {
 	case dec.Outcome != "":
 	case len(reqs) > 0:
 		events[0].Outcome = "act"
+	case len(events) > 1 && events[len(events)-1].Type == audit.ApprovalRequested:
+		events[0].Outcome = "pending_approval"
+	case len(events) > 1 && events[len(events)-1].Type == audit.GuardRefused:
+		events[0].Outcome = "refused"
 	case len(decisions) > 0:
 		events[0].Outcome = "rejected"
 	default:
@@ -422,6 +465,9 @@ func (e *Engine) decide(ctx context.Context, s signal.Signal) error {
 // dispatch sends a planned action on its way and records that it did. Failures are
 // logged and left to the sweep.
 func (e *Engine) dispatch(ctx context.Context, req executors.Request) {
+	if e.o.Gate != nil && e.o.Gate.Paused() {
+		return // the kill switch: the sweep dispatches it after resume, or expires it
+	}
 	now := e.o.Now().UTC()
 	if !req.Deadline.IsZero() && now.After(req.Deadline) {
 		res := executors.Result{ID: req.ID, Action: req.Action, Node: req.Node, CorrelationID: req.CorrelationID,
@@ -451,6 +497,46 @@ func (e *Engine) dispatch(ctx context.Context, req executors.Request) {
 	if _, err := e.o.Store.Append(ctx, ev); err != nil {
 		e.log.Error("record dispatch", "action_id", req.ID, "err", err)
 	}
+}
+
+// heldEvent records an action the gate held for a human (approval.requested, key
+// approval:<id>) or refused (guard.refused, key refused:<id>) instead of planning it.
+func heldEvent(base audit.Event, h Held) audit.Event {
+	ev := base
+	ev.Detail = mustJSON(h)
+	if h.Verdict.Outcome == guard.Hold {
+		ev.Type, ev.Key, ev.Outcome, ev.Actor = audit.ApprovalRequested, "approval:"+base.ActionID, "pending", h.Requester
+		return ev
+	}
+	ev.Type, ev.Key, ev.Outcome = audit.GuardRefused, "refused:"+base.ActionID, string(h.Verdict.Reason)
+	return ev
+}
+
+func requester(s *signal.Signal) string {
+	if p := s.Labels[RequesterLabel]; p != "" {
+		return audit.UserActor(p)
+	}
+	return audit.ActorEngine
+}
+
+// Execute plans and dispatches an action a person approved, recording events (the
+// approval) in the same append. The caller has re-checked the guards. The action's
+// deadline starts now; a second call for the same action does nothing.
+func (e *Engine) Execute(ctx context.Context, req executors.Request, kind string, events ...audit.Event) error {
+	req.Deadline = e.o.Now().UTC().Add(e.o.ActionTTL)
+	ev := audit.Event{Type: audit.ActionPlanned, CorrelationID: req.CorrelationID, Node: req.Node, Kind: kind,
+		Action: req.Action, ActionID: req.ID, Actor: "engine", Outcome: "planned", Key: "action:" + req.ID, Detail: mustJSON(req)}
+	if req.DryRun {
+		ev.Outcome = "dry_run"
+	}
+	ins, err := e.o.Store.Append(ctx, append(events, ev)...)
+	if err != nil {
+		return fmt.Errorf("record approved action: %w", err)
+	}
+	if ins[len(events)] {
+		e.dispatch(ctx, req)
+	}
+	return nil
 }
 
 // RecordResult audits an executor's result (from an agent or an in-cluster executor).
