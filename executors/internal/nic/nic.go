@@ -343,3 +343,30 @@ func Probe[T any](ctx context.Context, root, ifname string, get func(context.Con
 	}
 	return v, err
 }
+
+// QueueIRQs returns the queue IRQs of an interface, refusing (txn.Refuse) an unknown
+// interface or one without queue IRQs of its own (a veth, a bridge).
+func QueueIRQs(fs nodefs.FS, ifname string) ([]nodefs.QueueIRQ, error) {
+	if err := Exists(fs.Root(), ifname); err != nil {
+		return nil, txn.Refuse("%w", err)
+	}
+	irqs, err := fs.NICQueueIRQs(ifname, nil)
+	if errors.Is(err, nodefs.ErrNoDevice) {
+		return nil, txn.Refuse("interface %s has no queue IRQs: %w", ifname, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(irqs) == 0 {
+		return nil, txn.Refuse("interface %s has no queue IRQs", ifname)
+	}
+	return irqs, nil
+}
+
+// AffinityKey names an IRQ's affinity in results.
+func AffinityKey(irq int) string { return "irq/" + strconv.Itoa(irq) + "/smp_affinity" }
+
+// Affinity is an IRQ's smp_affinity as a txn.Setting.
+func Affinity(fs nodefs.FS, irq int) txn.File {
+	return txn.File{Key: AffinityKey(irq), Path: fs.IRQAffinityPath(irq), Canon: CanonMask}
+}
