@@ -1,0 +1,88 @@
+# Helpers the condition files share: the signal's labels and measurements, the clock
+# and the node's action history. Every rule adds to one set, data.remedy.decisions.
+package remedy
+
+# firing is true for a firing signal; resolved signals only ever close incidents.
+firing if input.signal.status == "firing"
+
+signal_labels := object.get(input.signal, "labels", {})
+
+signal_values := object.get(input.signal, "values", {})
+
+# label(k) is the signal's label k, or "" when it has none.
+label(k) := object.get(signal_labels, k, "")
+
+# measure(k) is the signal's measurement k. An Alertmanager alert carries one value (its
+# "value" annotation); its rule names what that value is with the label value_name, or
+# config.alert_values names it per kind.
+measure(k) := signal_values[k]
+
+measure(k) := signal_values.value if {
+	not k in object.keys(signal_values)
+	alert_value_name == k
+}
+
+alert_value_name := signal_labels.value_name
+
+alert_value_name := data.remedy.config.alert_values[input.signal.kind] if not signal_labels.value_name
+
+# iface is the network interface a signal is about: the agent's iface label, or
+# node_exporter's device label in alert rules.
+iface := label("iface") if label("iface") != ""
+
+else := label("device")
+
+# measured(k) is true when the signal carries measurement k.
+measured(k) if measure(k)
+
+# now_ns is the evaluation time the engine passed in (input.now).
+now_ns := time.parse_rfc3339_ns(input.now)
+
+# age_ns(t) is how long ago RFC 3339 time t was.
+age_ns(t) := now_ns - time.parse_rfc3339_ns(t)
+
+# succeeded(action, window) is true when action succeeded on this node within window
+# seconds before now.
+succeeded(action, window) if {
+	some h in input.history
+	h.type == "action.result"
+	h.action == action
+	h.outcome in data.remedy.config.success_outcomes
+	age_ns(h.time) <= window * 1000000000
+}
+
+# succeeded_for(kind, window) is true when any action taken for a signal of kind
+# succeeded on this node within window seconds before now.
+succeeded_for(kind, window) if {
+	some h in input.history
+	h.type == "action.result"
+	h.kind == kind
+	h.outcome in data.remedy.config.success_outcomes
+	age_ns(h.time) <= window * 1000000000
+}
+
+# cpu_count is the node's online CPU count, from the node facts or the signal.
+default cpu_count := 0
+
+cpu_count := input.node.cpus if input.node.cpus > 0
+
+cpu_count := measure("online_cpus") if {
+	not input.node.cpus > 0
+	measure("online_cpus") > 0
+}
+
+# cpu_mask(n) is the kernel's hex mask of CPUs 0..n-1 ("f", "ff,ffffffff").
+cpu_mask(n) := concat(",", array.concat(head, tail)) if {
+	part := n % 32
+	full := (n - part) / 32
+	head := [sprintf("%x", [bits.lsh(1, part) - 1]) | part > 0]
+	tail := ["ffffffff" | some i in numbers.range(1, full); i >= 1; i <= full]
+}
+
+# cordon_allowed is true while the cluster has room for one more cordoned node: at most
+# max_cordoned_fraction of the nodes, at least one.
+cordon_allowed if {
+	not input.node.unschedulable
+	limit := max([1, floor(data.remedy.config.max_cordoned_fraction * object.get(input.cluster, "nodes", 0))])
+	object.get(input.cluster, "cordoned", 0) < limit
+}
