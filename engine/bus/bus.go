@@ -116,7 +116,11 @@ func Consume(ctx context.Context, js jetstream.JetStream, stream string, cfg jet
 		}
 		switch herr := h(ctx, msg); {
 		case herr == nil:
-			_ = msg.Ack()
+			// Wait for the server to confirm the ack: an ack lost at shutdown means a
+			// redelivery, which is safe but noisy.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = msg.DoubleAck(actx)
+			cancel()
 		case errors.Is(herr, ErrTerminal):
 			_ = msg.Term()
 		default:

@@ -1,0 +1,44 @@
+# remedy — make demo runs everything on this machine; make test runs every test.
+GO        ?= go
+PKGS      ?= ./...
+TEST_TIMEOUT ?= 25m
+
+.PHONY: demo test test-short deps build vet fmt-check bench fuzz clean
+
+demo:
+	$(GO) run ./cmd/remedy demo
+
+build:
+	$(GO) build -o bin/remedy ./cmd/remedy
+	$(GO) build -o bin/remedy-agent ./cmd/remedy-agent
+
+# deps installs and builds what the tests need (Debian packages, OPA CLI,
+# kube-apiserver + etcd, PostgreSQL); every part is idempotent and cached.
+deps:
+	bash hack/install-deps.sh
+
+# test is the whole suite: real Alertmanager, NATS, kube-apiserver, PostgreSQL and
+# the kernel's network namespaces. REMEDY_E2E=1 makes a missing dependency a failure.
+test: deps vet fmt-check
+	REMEDY_E2E=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+# test-short is the fast inner loop: no end-to-end tests.
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./webhooks/alertmanager
+	$(GO) test -run '^$$' -fuzz FuzzDecodeCloudEvent -fuzztime $(FUZZTIME) ./engine/signal
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,16 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/remedyhq/remedy/executors"
+)
+
+// ExportDispatch runs dispatch with the clock set to now.
+func ExportDispatch(e *Engine, now time.Time) func(context.Context, executors.Request) {
+	return func(ctx context.Context, r executors.Request) {
+		e.o.Now = func() time.Time { return now }
+		e.dispatch(ctx, r)
+	}
+}
