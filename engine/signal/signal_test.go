@@ -95,7 +95,7 @@ func TestDecodeCloudEventErrors(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, in, want string
-		is         error
+		is             error
 	}{
 		{"not json", `{`, "decode cloudevent: unexpected EOF", nil},
 		{"wrong spec", `{"specversion":"0.3","id":"1","source":"s","type":"dev.remedy.signal.v1","data":{}}`,
