@@ -145,26 +145,7 @@ func (m CPUMask) Format(ncpu int) string {
 
 // ParseCPUMask parses the kernel's mask format ("00000000,00000010", "ff", "3\n").
 func ParseCPUMask(s string) (CPUMask, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, fmt.Errorf("%w: empty", ErrBadMask)
-	}
-	groups := strings.Split(s, ",")
-	if len(groups) > MaxCPUs/32 {
-		return nil, fmt.Errorf("%w: %d groups", ErrBadMask, len(groups))
-	}
-	m := make(CPUMask, len(groups))
-	for i, g := range groups {
-		if g == "" || len(g) > 8 {
-			return nil, fmt.Errorf("%w: group %q", ErrBadMask, g)
-		}
-		w, err := strconv.ParseUint(g, 16, 32)
-		if err != nil {
-			return nil, fmt.Errorf("%w: group %q", ErrBadMask, g)
-		}
-		m[len(groups)-1-i] = uint32(w)
-	}
-	return m, nil
+	return parseMaskBytes([]byte(s), nil)
 }
 
 // ParseCPUList parses the kernel's list format ("0-3,8,10-11", "" for none) into

@@ -139,7 +139,12 @@ func (fs FS) IRQAffinity(irq int) (CPUMask, error) {
 // (effective_affinity). Kernels and interrupt chips without it return an error
 // matching os.ErrNotExist.
 func (fs FS) IRQEffectiveAffinity(irq int) (CPUMask, error) {
-	return readMask(fs.ProcPath("irq", strconv.Itoa(irq), "effective_affinity"), "effective_affinity")
+	return readMask(fs.IRQEffectiveAffinityPath(irq), "effective_affinity")
+}
+
+// IRQEffectiveAffinityPath is /proc/irq/<irq>/effective_affinity below the host root.
+func (fs FS) IRQEffectiveAffinityPath(irq int) string {
+	return fs.ProcPath("irq", strconv.Itoa(irq), "effective_affinity")
 }
 
 func readMask(path, what string) (CPUMask, error) {

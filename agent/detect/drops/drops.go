@@ -13,7 +13,6 @@ import (
 	"maps"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -81,7 +80,10 @@ func driverCause(name string) string {
 // Detector is the packet drop detector.
 type Detector struct {
 	fs          nodefs.FS
+	r           *nodefs.Reader
 	opts        Options
+	ifaces      []string // discovered every RediscoverEvery scans
+	scans       int
 	prev        *sample
 	unsupported map[string]bool // interfaces whose driver has no stats
 	m           metrics
@@ -90,8 +92,11 @@ type Detector struct {
 type sample struct {
 	at      time.Time
 	ifaces  map[string]map[string]uint64 // iface -> counter -> value
-	softnet map[uint32][2]uint32         // cpu -> dropped, time_squeeze
+	softnet []nodefs.Softnet
 }
+
+// DefaultRediscoverEvery is how many scans reuse one listing of the interfaces.
+const DefaultRediscoverEvery = 30
 
 // New builds the detector over fs.
 func New(fs nodefs.FS, opts Options) (*Detector, error) {
@@ -111,7 +116,7 @@ func New(fs nodefs.FS, opts Options) (*Detector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Detector{fs: fs, opts: opts, unsupported: map[string]bool{}, m: m}, nil
+	return &Detector{fs: fs, r: fs.NewReader(), opts: opts, unsupported: map[string]bool{}, m: m}, nil
 }
 
 // Name implements detect.Detector.
@@ -135,28 +140,31 @@ func (d *Detector) Scan(ctx context.Context) ([]detect.Finding, error) {
 	if secs <= 0 {
 		return nil, nil
 	}
-	d.m.rate.Reset()
 	var out []detect.Finding
 	for _, iface := range slices.Sorted(maps.Keys(cur.ifaces)) {
 		out = append(out, d.judgeIface(iface, prev.ifaces[iface], cur.ifaces[iface], secs)...)
 	}
 	out = append(out, d.judgeSoftnet(prev.softnet, cur.softnet, secs)...)
+	d.m.rate.Sweep()
 	return out, nil
 }
 
 func (d *Detector) read() (*sample, error) {
-	s := &sample{at: d.opts.Now(), ifaces: map[string]map[string]uint64{}, softnet: map[uint32][2]uint32{}}
-	names := d.opts.Interfaces
-	if len(names) == 0 {
-		var err error
-		if names, err = d.fs.NICs(); err != nil {
-			return nil, fmt.Errorf("drops: %w", err)
+	s := &sample{at: d.opts.Now(), ifaces: make(map[string]map[string]uint64, len(d.ifaces))}
+	if d.scans%DefaultRediscoverEvery == 0 {
+		d.ifaces = d.opts.Interfaces
+		if len(d.ifaces) == 0 {
+			var err error
+			if d.ifaces, err = d.fs.NICs(); err != nil {
+				return nil, fmt.Errorf("drops: %w", err)
+			}
 		}
 	}
-	for _, iface := range names {
-		c := map[string]uint64{}
+	d.scans++
+	for _, iface := range d.ifaces {
+		c := make(map[string]uint64, len(ringStats)+len(stackStats))
 		for _, name := range append(slices.Clip(ringStats), stackStats...) {
-			v, err := readCounter(d.fs.SysPath("class", "net", iface, "statistics", name))
+			v, err := d.r.Uint(d.fs.SysPath("class", "net", iface, "statistics", name))
 			if errors.Is(err, os.ErrNotExist) {
 				continue // the interface went away, or the counter is not kept
 			}
@@ -166,6 +174,7 @@ func (d *Detector) read() (*sample, error) {
 			c[name] = v
 		}
 		if len(c) == 0 {
+			d.scans = 0 // the interface went away: list them again next scan
 			continue
 		}
 		if d.opts.DriverStats != nil && !d.unsupported[iface] {
@@ -181,27 +190,11 @@ func (d *Detector) read() (*sample, error) {
 		}
 		s.ifaces[iface] = c
 	}
-	sn, err := d.fs.Proc().NetSoftnetStat()
-	if err != nil {
-		return nil, fmt.Errorf("drops: read softnet_stat: %w", err)
-	}
-	for _, st := range sn {
-		s.softnet[st.Index] = [2]uint32{st.Dropped, st.TimeSqueezed}
+	var err error
+	if s.softnet, err = d.r.Softnet(nil); err != nil {
+		return nil, fmt.Errorf("drops: %w", err)
 	}
 	return s, nil
-}
-
-// readCounter reads a one-number sysfs file.
-func readCounter(path string) (uint64, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", path, err)
-	}
-	return v, nil
 }
 
 func (d *Detector) judgeIface(iface string, prev, cur map[string]uint64, secs float64) []detect.Finding {
@@ -228,7 +221,7 @@ func (d *Detector) judgeIface(iface string, prev, cur map[string]uint64, secs fl
 	var out []detect.Finding
 	for _, cause := range []string{CauseRing, CauseStack} {
 		rate := float64(byCause[cause]) / secs
-		d.m.rate.WithLabelValues(iface, cause).Set(rate)
+		d.m.rate.Set(rate, iface, cause)
 		if rate < d.opts.MinDropRate {
 			continue
 		}
@@ -244,23 +237,27 @@ func (d *Detector) judgeIface(iface string, prev, cur map[string]uint64, secs fl
 	return out
 }
 
-func (d *Detector) judgeSoftnet(prev, cur map[uint32][2]uint32, secs float64) []detect.Finding {
+func (d *Detector) judgeSoftnet(prev, cur []nodefs.Softnet, secs float64) []detect.Finding {
 	var dropped, squeezed uint64
 	var evDrop, evSqueeze []string
-	for _, cpu := range slices.Sorted(maps.Keys(cur)) {
-		before, ok := prev[cpu]
-		if !ok {
-			continue
+	for i, c := range cur {
+		// Lines are per CPU in CPU order; match by CPU in case one went offline.
+		j := i
+		if j >= len(prev) || prev[j].CPU != c.CPU {
+			j = slices.IndexFunc(prev, func(p nodefs.Softnet) bool { return p.CPU == c.CPU })
+			if j < 0 {
+				continue
+			}
 		}
 		// The counters are 32-bit and wrap; unsigned subtraction handles one wrap.
-		dd, ds := cur[cpu][0]-before[0], cur[cpu][1]-before[1]
+		dd, ds := c.Dropped-prev[j].Dropped, c.TimeSqueezed-prev[j].TimeSqueezed
 		dropped += uint64(dd)
 		squeezed += uint64(ds)
 		if dd > 0 {
-			evDrop = append(evDrop, fmt.Sprintf("cpu %d softnet dropped +%d", cpu, dd))
+			evDrop = append(evDrop, fmt.Sprintf("cpu %d softnet dropped +%d", c.CPU, dd))
 		}
 		if ds > 0 {
-			evSqueeze = append(evSqueeze, fmt.Sprintf("cpu %d softnet time_squeeze +%d", cpu, ds))
+			evSqueeze = append(evSqueeze, fmt.Sprintf("cpu %d softnet time_squeeze +%d", c.CPU, ds))
 		}
 	}
 	dropRate, squeezeRate := float64(dropped)/secs, float64(squeezed)/secs
@@ -289,19 +286,21 @@ func (d *Detector) judgeSoftnet(prev, cur map[uint32][2]uint32, secs float64) []
 }
 
 type metrics struct {
-	rate, softnet *prometheus.GaugeVec
+	rate    *detect.Gauges
+	softnet *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (metrics, error) {
+	rate := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "remedy_net_drops_per_second",
+		Help: "Packet drops per second of an interface over the last scan, by cause (ring_overflow, dropped).",
+	}, []string{"iface", "cause"})
 	m := metrics{
-		rate: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "remedy_net_drops_per_second",
-			Help: "Packet drops per second of an interface over the last scan, by cause (ring_overflow, dropped).",
-		}, []string{"iface", "cause"}),
+		rate: detect.NewGauges(rate),
 		softnet: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "remedy_net_drops_softnet_per_second",
 			Help: "Softnet events per second over the last scan, summed over CPUs: backlog_overflow (dropped) and budget_exhausted (time_squeeze).",
 		}, []string{"cause"}),
 	}
-	return m, detect.Register(reg, m.rate, m.softnet)
+	return m, detect.Register(reg, rate, m.softnet)
 }

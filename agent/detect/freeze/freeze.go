@@ -178,13 +178,6 @@ func (d *Detector) judgeClocks(prev, cur Reading) *detect.Finding {
 	}
 	d.m.jump.Set(jump.Seconds())
 	d.m.suspend.Set(suspend.Seconds())
-	vals := map[string]float64{
-		"wall_jump_seconds": jump.Seconds(), "suspend_seconds": suspend.Seconds(),
-		"monotonic_seconds": dMono.Seconds(), "wall_seconds": dWall.Seconds(),
-	}
-	if d.opts.Interval > 0 {
-		vals["scan_gap_seconds"] = gap.Seconds()
-	}
 	var cause string
 	var lost time.Duration
 	switch th := d.opts.JumpThreshold; {
@@ -198,6 +191,13 @@ func (d *Detector) judgeClocks(prev, cur Reading) *detect.Finding {
 		return nil
 	}
 	d.m.detected.WithLabelValues(cause).Inc()
+	vals := map[string]float64{
+		"wall_jump_seconds": jump.Seconds(), "suspend_seconds": suspend.Seconds(),
+		"monotonic_seconds": dMono.Seconds(), "wall_seconds": dWall.Seconds(),
+	}
+	if d.opts.Interval > 0 {
+		vals["scan_gap_seconds"] = gap.Seconds()
+	}
 	return &detect.Finding{
 		Kind:    signal.KindVMFreeze,
 		Subject: "clock",

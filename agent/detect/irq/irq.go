@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -40,6 +39,9 @@ type Options struct {
 	// MinSpread is the least share of the possible CPUs that must serve a NIC's queue
 	// IRQs (DefaultMinSpread when zero).
 	MinSpread float64
+	// RediscoverEvery is how many scans reuse one discovery of the NICs and their
+	// queue IRQs (DefaultRediscoverEvery when zero); a vanished IRQ forces a new one.
+	RediscoverEvery int
 	// MinQueues is the least number of queues a NIC needs to be judged (a single queue
 	// cannot be spread); DefaultMinQueues when zero.
 	MinQueues int
@@ -51,20 +53,39 @@ type Options struct {
 
 // Detector is the IRQ skew detector.
 type Detector struct {
-	fs   nodefs.FS
-	opts Options
-	prev *sample
-	m    metrics
+	fs     nodefs.FS
+	r      *nodefs.Reader
+	opts   Options
+	online []int
+	nics   []discovered
+	scans  int
+	prev   *sample
+	spare  *sample // the sample before prev, reused to spare allocations
+	perCPU []uint64
+	deltas []uint64
+	m      metrics
+}
+
+// discovered is a NIC's queue IRQs; discovery is redone every RediscoverEvery scans.
+type discovered struct {
+	iface       string
+	irqs        []nodefs.QueueIRQ
+	queues      int
+	eff, smp    []string         // affinity file paths, parallel to irqs
+	masks       []nodefs.CPUMask // storage reused across scans
+	noEffective bool             // the kernel has no effective_affinity
 }
 
 // sample is what one scan read.
 type sample struct {
-	at       time.Time
-	counts   map[int][]uint64 // NIC queue IRQ -> per-CPU count
-	netRX    []uint64
-	softirq  map[int64]float64 // cpu -> softirq seconds
-	cpuTotal map[int64]float64 // cpu -> all seconds
+	at     time.Time
+	counts map[int][]uint64 // NIC queue IRQ -> per-CPU count
+	netRX  []uint64
+	cpu    []nodefs.CPUTime
 }
+
+// DefaultRediscoverEvery is how many scans reuse one discovery of the NICs' queue IRQs.
+const DefaultRediscoverEvery = 30
 
 // New builds the detector over fs.
 func New(fs nodefs.FS, opts Options) (*Detector, error) {
@@ -77,6 +98,9 @@ func New(fs nodefs.FS, opts Options) (*Detector, error) {
 	if opts.MinQueues <= 0 {
 		opts.MinQueues = DefaultMinQueues
 	}
+	if opts.RediscoverEvery <= 0 {
+		opts.RediscoverEvery = DefaultRediscoverEvery
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -84,20 +108,20 @@ func New(fs nodefs.FS, opts Options) (*Detector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Detector{fs: fs, opts: opts, m: m}, nil
+	return &Detector{fs: fs, r: fs.NewReader(), opts: opts, m: m}, nil
 }
 
 // Name implements detect.Detector.
 func (d *Detector) Name() string { return "irq" }
 
-// NIC is what one scan saw of one NIC.
-type NIC struct {
-	Iface    string
-	Queues   int
-	IRQs     []nodefs.QueueIRQ
-	Affinity map[int]nodefs.CPUMask // irq -> effective (else smp) affinity
-	Spread   nodefs.CPUMask         // union of the affinities
-	Possible int
+// nic is what one scan saw of one NIC.
+type nic struct {
+	iface    string
+	queues   int
+	irqs     []nodefs.QueueIRQ
+	affinity []nodefs.CPUMask // parallel to irqs
+	spread   nodefs.CPUMask   // union of the affinities
+	possible int
 }
 
 // Scan implements detect.Detector.
@@ -106,93 +130,141 @@ func (d *Detector) Scan(ctx context.Context) ([]detect.Finding, error) {
 		return nil, err
 	}
 	now := d.opts.Now()
-	ints, err := d.fs.Interrupts()
-	if err != nil {
-		return nil, fmt.Errorf("irq: %w", err)
-	}
-	online, err := d.fs.OnlineCPUs()
-	if err != nil {
-		return nil, fmt.Errorf("irq: %w", err)
-	}
-	nics, err := d.nics(ints, len(online))
-	if err != nil {
-		return nil, err
-	}
-	cur := &sample{at: now, counts: map[int][]uint64{}}
-	for _, n := range nics {
-		for _, q := range n.IRQs {
-			cur.counts[q.IRQ] = ints[q.IRQ].Counts
+	if d.scans%d.opts.RediscoverEvery == 0 {
+		if err := d.discover(); err != nil {
+			return nil, err
 		}
 	}
-	if len(nics) > 0 {
-		si, err := d.fs.Proc().Softirqs()
+	d.scans++
+	cur := d.spare
+	if cur == nil {
+		cur = &sample{counts: map[int][]uint64{}}
+	}
+	cur.at = now
+	wanted := 0
+	for _, n := range d.nics {
+		for _, q := range n.irqs {
+			if _, ok := cur.counts[q.IRQ]; !ok {
+				cur.counts[q.IRQ] = nil
+			}
+			wanted++
+		}
+	}
+	if wanted > 0 {
+		found, err := d.r.InterruptCounts(cur.counts)
 		if err != nil {
-			return nil, fmt.Errorf("irq: read softirqs: %w", err)
+			return nil, fmt.Errorf("irq: %w", err)
 		}
-		cur.netRX = si.NetRx
-		st, err := d.fs.Proc().Stat()
-		if err != nil {
-			return nil, fmt.Errorf("irq: read stat: %w", err)
+		if found < wanted {
+			d.scans = 0 // an IRQ went away (channels changed): rediscover next scan
 		}
-		cur.softirq = make(map[int64]float64, len(st.CPU))
-		cur.cpuTotal = make(map[int64]float64, len(st.CPU))
-		for cpu, c := range st.CPU {
-			cur.softirq[cpu] = c.SoftIRQ
-			cur.cpuTotal[cpu] = c.User + c.Nice + c.System + c.Idle + c.Iowait + c.IRQ + c.SoftIRQ + c.Steal
+		if cur.netRX, err = d.r.NetRX(cur.netRX); err != nil {
+			return nil, fmt.Errorf("irq: %w", err)
 		}
-	}
-	prev := d.prev
-	d.prev = cur
-	d.m.reset()
-	var out []detect.Finding
-	for _, n := range nics {
-		f := d.judge(n, prev, cur, online)
-		if f != nil {
-			out = append(out, *f)
-		}
-	}
-	return out, nil
-}
-
-// nics discovers the queue IRQs of every NIC and their affinities.
-func (d *Detector) nics(ints nodefs.Interrupts, online int) ([]NIC, error) {
-	names := d.opts.Interfaces
-	if len(names) == 0 {
-		var err error
-		if names, err = d.fs.NICs(); err != nil {
+		if cur.cpu, err = d.r.CPUTimes(cur.cpu); err != nil {
 			return nil, fmt.Errorf("irq: %w", err)
 		}
 	}
-	var out []NIC
+	nics, err := d.affinities()
+	if err != nil {
+		return nil, err
+	}
+	prev := d.prev
+	d.prev, d.spare = cur, prev
+	d.m.begin()
+	var out []detect.Finding
+	for _, n := range nics {
+		if f := d.judge(n, prev, cur, d.online); f != nil {
+			out = append(out, *f)
+		}
+	}
+	d.m.end()
+	return out, nil
+}
+
+// discover finds the online CPUs and the queue IRQs of every NIC.
+func (d *Detector) discover() error {
+	online, err := d.fs.OnlineCPUs()
+	if err != nil {
+		return fmt.Errorf("irq: %w", err)
+	}
+	names := d.opts.Interfaces
+	if len(names) == 0 {
+		if names, err = d.fs.NICs(); err != nil {
+			return fmt.Errorf("irq: %w", err)
+		}
+	}
+	ints, err := d.fs.Interrupts()
+	if err != nil {
+		return fmt.Errorf("irq: %w", err)
+	}
+	var nics []discovered
 	for _, name := range names {
 		qs, err := d.fs.NICQueueIRQs(name, ints)
 		if errors.Is(err, nodefs.ErrNoDevice) || errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("irq: %w", err)
+			return fmt.Errorf("irq: %w", err)
 		}
 		if len(qs) == 0 {
 			continue
 		}
-		n := NIC{Iface: name, IRQs: qs, Affinity: make(map[int]nodefs.CPUMask, len(qs)), Queues: queues(qs)}
+		dn := discovered{iface: name, irqs: qs, queues: queues(qs), masks: make([]nodefs.CPUMask, len(qs))}
 		for _, q := range qs {
-			m, err := d.fs.IRQEffectiveAffinity(q.IRQ)
+			dn.eff = append(dn.eff, d.fs.IRQEffectiveAffinityPath(q.IRQ))
+			dn.smp = append(dn.smp, d.fs.IRQAffinityPath(q.IRQ))
+		}
+		nics = append(nics, dn)
+	}
+	if !slices.Equal(online, d.online) || !sameIRQs(nics, d.nics) {
+		// Samples of another set of IRQs or CPUs cannot be compared: start over.
+		d.prev, d.spare = nil, nil
+	}
+	d.online, d.nics = online, nics
+	return nil
+}
+
+func sameIRQs(a, b []discovered) bool {
+	return slices.EqualFunc(a, b, func(x, y discovered) bool {
+		return x.iface == y.iface && slices.Equal(x.irqs, y.irqs)
+	})
+}
+
+// affinities reads where each queue IRQ is routed now: its effective affinity where
+// the kernel reports one, else its smp_affinity.
+func (d *Detector) affinities() ([]nic, error) {
+	out := make([]nic, 0, len(d.nics))
+	for i := range d.nics {
+		dn := &d.nics[i]
+		n := nic{iface: dn.iface, irqs: dn.irqs, queues: dn.queues, affinity: dn.masks}
+		for j := range dn.irqs {
+			var m nodefs.CPUMask
+			err := os.ErrNotExist
+			if !dn.noEffective {
+				m, err = d.r.Mask(dn.eff[j], dn.masks[j])
+				if errors.Is(err, os.ErrNotExist) {
+					dn.noEffective = true
+				}
+			}
 			if errors.Is(err, os.ErrNotExist) || (err == nil && m.Count() == 0) {
-				m, err = d.fs.IRQAffinity(q.IRQ)
+				m, err = d.r.Mask(dn.smp[j], dn.masks[j])
 			}
 			if errors.Is(err, os.ErrNotExist) {
-				continue // the IRQ went away between reads
-			}
-			if err != nil {
+				d.scans = 0 // the IRQ went away between reads: rediscover
+				m = nil
+			} else if err != nil {
 				return nil, fmt.Errorf("irq: %w", err)
 			}
-			n.Affinity[q.IRQ] = m
-			for _, c := range m.CPUs() {
-				n.Spread = n.Spread.Set(c)
+			dn.masks[j] = m
+			for w, bits := range m {
+				for len(n.spread) <= w {
+					n.spread = append(n.spread, 0)
+				}
+				n.spread[w] |= bits
 			}
 		}
-		n.Possible = min(n.Queues, online)
+		n.possible = min(n.queues, len(d.online))
 		out = append(out, n)
 	}
 	return out, nil
@@ -214,21 +286,26 @@ func queues(qs []nodefs.QueueIRQ) int {
 }
 
 // judge measures one NIC and returns a finding when it is skewed.
-func (d *Detector) judge(n NIC, prev, cur *sample, online []int) *detect.Finding {
+func (d *Detector) judge(n nic, prev, cur *sample, online []int) *detect.Finding {
+	spread := n.spread.Count()
 	ratio := 1.0
-	if n.Possible > 0 {
-		ratio = float64(n.Spread.Count()) / float64(n.Possible)
+	if n.possible > 0 {
+		ratio = float64(spread) / float64(n.possible)
 	}
-	skewed := n.Queues >= d.opts.MinQueues && n.Possible >= 2 && ratio < d.opts.MinSpread
-	d.m.observe(n, ratio, skewed)
+	skewed := n.queues >= d.opts.MinQueues && n.possible >= 2 && ratio < d.opts.MinSpread
+	d.m.observe(n, spread, ratio, skewed)
 	if prev == nil {
 		return nil // a baseline scan: no deltas yet
 	}
-	// Per-CPU interrupts of this NIC over the interval.
-	perCPU := make([]uint64, len(online))
+	// Per-CPU interrupts of this NIC over the interval, by /proc/interrupts column.
+	perCPU := d.perCPU[:0]
+	for range online {
+		perCPU = append(perCPU, 0)
+	}
+	d.perCPU = perCPU
 	var total uint64
-	var evidence []string
-	for _, q := range n.IRQs {
+	deltas := d.deltas[:0]
+	for _, q := range n.irqs {
 		now, before := cur.counts[q.IRQ], prev.counts[q.IRQ]
 		var delta uint64
 		for col := range now {
@@ -238,10 +315,9 @@ func (d *Detector) judge(n NIC, prev, cur *sample, online []int) *detect.Finding
 			}
 		}
 		total += delta
-		aff := n.Affinity[q.IRQ]
-		evidence = append(evidence, fmt.Sprintf("irq %d %s: smp/effective affinity %s (cpu %s), +%d", q.IRQ, q.Name,
-			aff.Format(len(online)), nodefs.FormatCPUList(aff.CPUs()), delta))
+		deltas = append(deltas, delta)
 	}
+	d.deltas = deltas
 	busiest := 0
 	for col, v := range perCPU {
 		if v > perCPU[busiest] {
@@ -253,50 +329,62 @@ func (d *Detector) judge(n NIC, prev, cur *sample, online []int) *detect.Finding
 		cpu = online[busiest]
 	}
 	secs := cur.at.Sub(prev.at).Seconds()
-	vals := map[string]float64{
-		"queue_irqs":    float64(len(n.IRQs)),
-		"queues":        float64(n.Queues),
-		"spread_cpus":   float64(n.Spread.Count()),
-		"possible_cpus": float64(n.Possible),
-		"spread_ratio":  ratio,
-		"busiest_cpu":   float64(cpu),
-	}
+	var share, rate, netRX, softirq float64
 	if total > 0 {
-		vals["busiest_share"] = float64(perCPU[busiest]) / float64(total)
+		share = float64(perCPU[busiest]) / float64(total)
 	}
 	if secs > 0 {
-		vals["interrupts_per_second"] = float64(total) / secs
+		rate = float64(total) / secs
+		if busiest < len(cur.netRX) && busiest < len(prev.netRX) && cur.netRX[busiest] >= prev.netRX[busiest] {
+			netRX = float64(cur.netRX[busiest]-prev.netRX[busiest]) / secs
+		}
 	}
-	if busiest < len(cur.netRX) && busiest < len(prev.netRX) && secs > 0 && cur.netRX[busiest] >= prev.netRX[busiest] {
-		vals["busiest_net_rx_per_second"] = float64(cur.netRX[busiest]-prev.netRX[busiest]) / secs
+	if cpu < len(cur.cpu) && cpu < len(prev.cpu) && cur.cpu[cpu].Total > prev.cpu[cpu].Total && cur.cpu[cpu].SoftIRQ >= prev.cpu[cpu].SoftIRQ {
+		softirq = float64(cur.cpu[cpu].SoftIRQ-prev.cpu[cpu].SoftIRQ) / float64(cur.cpu[cpu].Total-prev.cpu[cpu].Total)
 	}
-	if dt := cur.cpuTotal[int64(cpu)] - prev.cpuTotal[int64(cpu)]; dt > 0 {
-		vals["busiest_softirq_ratio"] = (cur.softirq[int64(cpu)] - prev.softirq[int64(cpu)]) / dt
-	}
-	d.m.observeLoad(n.Iface, vals)
+	d.m.observeLoad(n.iface, share, softirq, rate)
 	if !skewed {
 		return nil
 	}
-	cpus := nodefs.FormatCPUList(n.Spread.CPUs())
-	evidence = append([]string{
-		fmt.Sprintf("%d queue irqs (%d queues) of %s served by cpus %s: %d of %d possible", len(n.IRQs), n.Queues, n.Iface, cpus, n.Spread.Count(), n.Possible),
-		fmt.Sprintf("cpu %d took %.0f%% of %d interrupts, NET_RX %+.0f/s, softirq %.0f%% of its time",
-			cpu, 100*vals["busiest_share"], total, vals["busiest_net_rx_per_second"], 100*vals["busiest_softirq_ratio"]),
-	}, evidence...)
+	ncpu := len(online)
+	if len(online) > 0 {
+		ncpu = online[len(online)-1] + 1
+	}
+	cpus := nodefs.FormatCPUList(n.spread.CPUs())
+	evidence := []string{
+		fmt.Sprintf("%d queue irqs (%d queues) of %s served by cpus %s: %d of %d possible", len(n.irqs), n.queues, n.iface, cpus, spread, n.possible),
+		fmt.Sprintf("cpu %d took %.0f%% of %d interrupts, NET_RX %+.0f/s, softirq %.0f%% of its time", cpu, 100*share, total, netRX, 100*softirq),
+	}
+	for i, q := range n.irqs {
+		aff := n.affinity[i]
+		evidence = append(evidence, fmt.Sprintf("irq %d %s: smp/effective affinity %s (cpu %s), +%d", q.IRQ, q.Name,
+			aff.Format(ncpu), nodefs.FormatCPUList(aff.CPUs()), deltas[i]))
+	}
 	return &detect.Finding{
-		Kind:     signal.KindIRQSkew,
-		Subject:  n.Iface,
-		Summary:  fmt.Sprintf("%s: %d queue irqs on %d of %d cpus (%s)", n.Iface, len(n.IRQs), n.Spread.Count(), n.Possible, cpus),
-		Labels:   map[string]string{"iface": n.Iface, "cpus": cpus, "busiest_cpu": strconv.Itoa(cpu)},
-		Values:   vals,
+		Kind:    signal.KindIRQSkew,
+		Subject: n.iface,
+		Summary: fmt.Sprintf("%s: %d queue irqs on %d of %d cpus (%s)", n.iface, len(n.irqs), spread, n.possible, cpus),
+		Labels:  map[string]string{"iface": n.iface, "cpus": cpus, "busiest_cpu": strconv.Itoa(cpu)},
+		Values: map[string]float64{
+			"queue_irqs": float64(len(n.irqs)), "queues": float64(n.queues), "spread_cpus": float64(spread),
+			"possible_cpus": float64(n.possible), "spread_ratio": ratio, "busiest_cpu": float64(cpu),
+			"busiest_share": share, "interrupts_per_second": rate, "busiest_net_rx_per_second": netRX,
+			"busiest_softirq_ratio": softirq,
+		},
 		Evidence: evidence,
 	}
 }
 
+// metrics are updated in place scan after scan; series of NICs or IRQs that went away
+// (or whose routing changed) are deleted rather than all reset, which would re-create
+// every series each scan.
 type metrics struct {
 	queueIRQs, spreadCPUs, possible, ratio, skewed *prometheus.GaugeVec
 	share, softirq, rate                           *prometheus.GaugeVec
 	affinity                                       *prometheus.GaugeVec
+	seen, seenNow                                  map[string]bool      // ifaces
+	affLabels                                      map[string]affSeries // by iface/irq
+	affNow                                         map[string]bool
 }
 
 func newMetrics(reg prometheus.Registerer) (metrics, error) {
@@ -313,43 +401,77 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 		softirq:    g("busiest_cpu_softirq_ratio", "Share of the busiest CPU's time spent in softirq over the last scan.", "iface"),
 		rate:       g("interrupts_per_second", "Interrupts of the NIC's queues per second over the last scan.", "iface"),
 		affinity:   g("queue_affinity_info", "Where each NIC queue IRQ is routed (cpus label); always 1.", "iface", "irq", "name", "cpus"),
+		seen:       map[string]bool{}, seenNow: map[string]bool{},
+		affLabels: map[string]affSeries{}, affNow: map[string]bool{},
 	}
 	err := detect.Register(reg, m.queueIRQs, m.spreadCPUs, m.possible, m.ratio, m.skewed, m.share, m.softirq, m.rate, m.affinity)
 	return m, err
 }
 
-func (m metrics) reset() {
-	for _, v := range []*prometheus.GaugeVec{m.queueIRQs, m.spreadCPUs, m.possible, m.ratio, m.skewed, m.share, m.softirq, m.rate, m.affinity} {
-		v.Reset()
+func (m metrics) perIface() []*prometheus.GaugeVec {
+	return []*prometheus.GaugeVec{m.queueIRQs, m.spreadCPUs, m.possible, m.ratio, m.skewed, m.share, m.softirq, m.rate}
+}
+
+// begin starts a scan's updates; end deletes what the scan did not update.
+func (m metrics) begin() {
+	clear(m.seenNow)
+	clear(m.affNow)
+}
+
+func (m metrics) end() {
+	for iface := range m.seen {
+		if !m.seenNow[iface] {
+			for _, v := range m.perIface() {
+				v.DeleteLabelValues(iface)
+			}
+			delete(m.seen, iface)
+		}
+	}
+	for k, a := range m.affLabels {
+		if !m.affNow[k] {
+			m.affinity.DeleteLabelValues(a.labels[:]...)
+			delete(m.affLabels, k)
+		}
 	}
 }
 
-func (m metrics) observe(n NIC, ratio float64, skewed bool) {
-	m.queueIRQs.WithLabelValues(n.Iface).Set(float64(len(n.IRQs)))
-	m.spreadCPUs.WithLabelValues(n.Iface).Set(float64(n.Spread.Count()))
-	m.possible.WithLabelValues(n.Iface).Set(float64(n.Possible))
-	m.ratio.WithLabelValues(n.Iface).Set(ratio)
+func (m metrics) observe(n nic, spread int, ratio float64, skewed bool) {
+	m.seen[n.iface], m.seenNow[n.iface] = true, true
+	m.queueIRQs.WithLabelValues(n.iface).Set(float64(len(n.irqs)))
+	m.spreadCPUs.WithLabelValues(n.iface).Set(float64(spread))
+	m.possible.WithLabelValues(n.iface).Set(float64(n.possible))
+	m.ratio.WithLabelValues(n.iface).Set(ratio)
 	v := 0.0
 	if skewed {
 		v = 1
 	}
-	m.skewed.WithLabelValues(n.Iface).Set(v)
-	for _, irq := range slices.Sorted(maps.Keys(n.Affinity)) {
-		m.affinity.WithLabelValues(n.Iface, strconv.Itoa(irq), nameOf(n.IRQs, irq), nodefs.FormatCPUList(n.Affinity[irq].CPUs())).Set(1)
-	}
-}
-
-func (m metrics) observeLoad(iface string, vals map[string]float64) {
-	m.share.WithLabelValues(iface).Set(vals["busiest_share"])
-	m.softirq.WithLabelValues(iface).Set(vals["busiest_softirq_ratio"])
-	m.rate.WithLabelValues(iface).Set(vals["interrupts_per_second"])
-}
-
-func nameOf(qs []nodefs.QueueIRQ, irq int) string {
-	for _, q := range qs {
-		if q.IRQ == irq {
-			return q.Name
+	m.skewed.WithLabelValues(n.iface).Set(v)
+	for i, q := range n.irqs {
+		key := n.iface + "/" + strconv.Itoa(q.IRQ)
+		m.affNow[key] = true
+		old, ok := m.affLabels[key]
+		if ok && n.affinity[i].Equal(old.mask) {
+			continue // unchanged: the series is already 1
 		}
+		if ok {
+			m.affinity.DeleteLabelValues(old.labels[:]...)
+		}
+		a := affSeries{
+			labels: [4]string{n.iface, strconv.Itoa(q.IRQ), q.Name, nodefs.FormatCPUList(n.affinity[i].CPUs())},
+			mask:   slices.Clone(n.affinity[i]),
+		}
+		m.affLabels[key] = a
+		m.affinity.WithLabelValues(a.labels[:]...).Set(1)
 	}
-	return ""
+}
+
+type affSeries struct {
+	labels [4]string
+	mask   nodefs.CPUMask
+}
+
+func (m metrics) observeLoad(iface string, share, softirq, rate float64) {
+	m.share.WithLabelValues(iface).Set(share)
+	m.softirq.WithLabelValues(iface).Set(softirq)
+	m.rate.WithLabelValues(iface).Set(rate)
 }

@@ -167,3 +167,28 @@ func TestNewErrors(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestRediscoveryKeepsDeltas: rediscovering the same IRQs must not turn a scan into a
+// baseline (that would break the runner's consecutive-scan count).
+func TestRediscoveryKeepsDeltas(t *testing.T) {
+	n := detecttest.Load(t, "skewed8")
+	fs, err := nodefs.New(n.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(fs, Options{RediscoverEvery: 1, Now: detecttest.NewClock().Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var per []int
+	for i := 0; i < 4 && n.Next(t); i++ {
+		found, err := d.Scan(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		per = append(per, len(found))
+	}
+	if !slices.Equal(per, []int{0, 1, 1, 1}) {
+		t.Fatalf("findings per scan with rediscovery every scan = %v", per)
+	}
+}

@@ -1,7 +1,6 @@
 package psi
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -30,9 +29,10 @@ var ErrBadPressure = errors.New("invalid pressure file")
 // kernel may add some.
 func ParsePressure(b []byte) (Pressure, error) {
 	var p Pressure
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		kind, rest, _ := strings.Cut(sc.Text(), " ")
+	for len(b) > 0 {
+		var text []byte
+		text, b, _ = bytes.Cut(b, []byte{'\n'})
+		kind, rest, _ := strings.Cut(string(text), " ")
 		if kind != "some" && kind != "full" {
 			continue
 		}
@@ -96,9 +96,10 @@ var ErrBadCPUStat = errors.New("invalid cpu.stat")
 // cgroup without the cpu controller has only the usage lines: its throttling reads 0.
 func ParseCPUStat(b []byte) (CPUStat, error) {
 	var s CPUStat
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), " ")
+	for len(b) > 0 {
+		var text []byte
+		text, b, _ = bytes.Cut(b, []byte{'\n'})
+		k, v, ok := strings.Cut(string(text), " ")
 		if !ok {
 			if strings.TrimSpace(k) == "" {
 				continue

@@ -54,6 +54,9 @@ var DefaultCgroupGlobs = []string{
 // finding's cause to be "throttling".
 const DefaultThrottleShare = 0.5
 
+// DefaultRediscoverEvery is how many scans reuse one search for pod cgroups.
+const DefaultRediscoverEvery = 10
+
 // Causes of CPU pressure.
 const (
 	CauseContention = "contention"
@@ -68,6 +71,9 @@ type Options struct {
 	CgroupRoot string
 	// CgroupGlobs select the pod cgroups below CgroupRoot; DefaultCgroupGlobs when nil.
 	CgroupGlobs []string
+	// RediscoverEvery is how many scans reuse one search for pod cgroups
+	// (DefaultRediscoverEvery when zero); a pod that went away forces a new one.
+	RediscoverEvery int
 	// ThrottleShare: DefaultThrottleShare when zero.
 	ThrottleShare float64
 	// Registerer registers the remedy_psi_* metrics; nil leaves them unregistered.
@@ -79,7 +85,10 @@ type Options struct {
 // Detector is the PSI detector.
 type Detector struct {
 	fs     nodefs.FS
+	r      *nodefs.Reader
 	opts   Options
+	pods   []string // cgroups below cgroot, found every RediscoverEvery scans
+	scans  int
 	cgroot string
 	prev   *sample
 	m      metrics
@@ -124,7 +133,10 @@ func New(fs nodefs.FS, opts Options) (*Detector, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Detector{fs: fs, opts: opts, m: m}
+	if opts.RediscoverEvery <= 0 {
+		opts.RediscoverEvery = DefaultRediscoverEvery
+	}
+	d := &Detector{fs: fs, r: fs.NewReader(), opts: opts, m: m}
 	switch opts.CgroupRoot {
 	case "-":
 	case "":
@@ -161,7 +173,6 @@ func (d *Detector) Scan(ctx context.Context) ([]detect.Finding, error) {
 	if us <= 0 {
 		return nil, nil
 	}
-	d.m.reset()
 	// Throttling across pods, to weigh the node's CPU pressure.
 	var podThrottled float64
 	var out []detect.Finding
@@ -178,7 +189,7 @@ func (d *Detector) Scan(ctx context.Context) ([]detect.Finding, error) {
 			throttled = 100 * float64(g.cpu.ThrottledUsec-pg.cpu.ThrottledUsec) / us
 			if path != "" {
 				podThrottled += throttled
-				d.m.throttled.WithLabelValues(podUID(path)).Set(throttled)
+				d.m.throttled.Set(throttled, podUID(path))
 			}
 		}
 		for _, r := range Resources {
@@ -192,6 +203,7 @@ func (d *Detector) Scan(ctx context.Context) ([]detect.Finding, error) {
 			}
 		}
 	}
+	d.m.sweep()
 	return out, nil
 }
 
@@ -208,11 +220,11 @@ func (d *Detector) judge(path, r string, p, pp Pressure, us, throttled, podThrot
 	pod := podUID(path)
 	some, _ := stall(p.Some, pp.Some, us)
 	full, hasFull := stall(p.Full, pp.Full, us)
-	d.m.stalled.WithLabelValues(pod, r, "some").Set(some)
-	d.m.avg10.WithLabelValues(pod, r, "some").Set(p.Some.Avg10)
+	d.m.stalled.Set(some, pod, r, "some")
+	d.m.avg10.Set(p.Some.Avg10, pod, r, "some")
 	if hasFull {
-		d.m.stalled.WithLabelValues(pod, r, "full").Set(full)
-		d.m.avg10.WithLabelValues(pod, r, "full").Set(p.Full.Avg10)
+		d.m.stalled.Set(full, pod, r, "full")
+		d.m.avg10.Set(p.Full.Avg10, pod, r, "full")
 	}
 	th := d.opts.Thresholds[r]
 	line := ""
@@ -307,11 +319,34 @@ func (d *Detector) read() (*sample, error) {
 	if d.cgroot == "" {
 		return s, nil
 	}
+	if d.scans%d.opts.RediscoverEvery == 0 {
+		if err := d.discover(); err != nil {
+			return nil, err
+		}
+	}
+	d.scans++
+	for _, rel := range d.pods {
+		grp, err := d.readGroup(filepath.Join(d.cgroot, rel))
+		if errors.Is(err, os.ErrNotExist) {
+			d.scans = 0 // the pod went away: search again next scan
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("psi: cgroup %s: %w", rel, err)
+		}
+		s.groups[rel] = grp
+	}
+	return s, nil
+}
+
+// discover finds the pod cgroups.
+func (d *Detector) discover() error {
 	seen := map[string]bool{}
+	d.pods = d.pods[:0]
 	for _, g := range d.opts.CgroupGlobs {
 		matches, err := filepath.Glob(filepath.Join(d.cgroot, g))
 		if err != nil {
-			return nil, fmt.Errorf("psi: cgroup glob %q: %w", g, err)
+			return fmt.Errorf("psi: cgroup glob %q: %w", g, err)
 		}
 		for _, dir := range matches {
 			rel, _ := filepath.Rel(d.cgroot, dir)
@@ -319,23 +354,16 @@ func (d *Detector) read() (*sample, error) {
 				continue
 			}
 			seen[rel] = true
-			grp, err := readGroup(dir)
-			if errors.Is(err, os.ErrNotExist) {
-				continue // the pod went away
-			}
-			if err != nil {
-				return nil, fmt.Errorf("psi: cgroup %s: %w", rel, err)
-			}
-			s.groups[rel] = grp
+			d.pods = append(d.pods, rel)
 		}
 	}
-	return s, nil
+	return nil
 }
 
-func readGroup(dir string) (*group, error) {
-	g := &group{pressure: map[string]Pressure{}}
+func (d *Detector) readGroup(dir string) (*group, error) {
+	g := &group{pressure: make(map[string]Pressure, len(Resources))}
 	for _, r := range Resources {
-		b, err := os.ReadFile(filepath.Join(dir, r+".pressure"))
+		b, err := d.r.Read(filepath.Join(dir, r+".pressure"))
 		if err != nil {
 			return nil, err
 		}
@@ -345,7 +373,7 @@ func readGroup(dir string) (*group, error) {
 		}
 		g.pressure[r] = p
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "cpu.stat"))
+	b, err := d.r.Read(filepath.Join(dir, "cpu.stat"))
 	if err == nil {
 		st, err := ParseCPUStat(b)
 		if err != nil {
@@ -359,29 +387,28 @@ func readGroup(dir string) (*group, error) {
 }
 
 type metrics struct {
-	stalled, avg10, throttled *prometheus.GaugeVec
+	stalled, avg10, throttled *detect.Gauges
 }
 
 func newMetrics(reg prometheus.Registerer) (metrics, error) {
-	m := metrics{
-		stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "remedy_psi_stalled_percent",
-			Help: "Share of the last scan interval tasks were stalled on a resource (pod \"\" is the node).",
-		}, []string{"pod", "resource", "line"}),
-		avg10: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	stalled, avg10, throttled := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "remedy_psi_stalled_percent",
+		Help: "Share of the last scan interval tasks were stalled on a resource (pod \"\" is the node).",
+	}, []string{"pod", "resource", "line"}),
+		prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "remedy_psi_avg10_percent",
 			Help: "The kernel's 10 s pressure average (pod \"\" is the node).",
 		}, []string{"pod", "resource", "line"}),
-		throttled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "remedy_psi_cpu_throttled_percent",
 			Help: "Share of the last scan interval a pod was throttled by its CFS quota.",
-		}, []string{"pod"}),
-	}
-	return m, detect.Register(reg, m.stalled, m.avg10, m.throttled)
+		}, []string{"pod"})
+	m := metrics{stalled: detect.NewGauges(stalled), avg10: detect.NewGauges(avg10), throttled: detect.NewGauges(throttled)}
+	return m, detect.Register(reg, stalled, avg10, throttled)
 }
 
-func (m metrics) reset() {
-	m.stalled.Reset()
-	m.avg10.Reset()
-	m.throttled.Reset()
+func (m metrics) sweep() {
+	m.stalled.Sweep()
+	m.avg10.Sweep()
+	m.throttled.Sweep()
 }

@@ -100,10 +100,10 @@ func TestPressureShapes(t *testing.T) {
 		!slices.Contains(f.Evidence, "cpu.stat: throttled in 8 of 10 periods, 28.0% of the interval") {
 		t.Errorf("throttled pod finding = %+v", f)
 	}
-	if v := testutil.ToFloat64(d.m.throttled.WithLabelValues(throttledPod)); v != 28 {
+	if v := testutil.ToFloat64(d.m.throttled.Vec.WithLabelValues(throttledPod)); v != 28 {
 		t.Errorf("remedy_psi_cpu_throttled_percent = %v", v)
 	}
-	if v := testutil.ToFloat64(d.m.stalled.WithLabelValues("", "memory", "some")); math.Abs(v-0.1) > 1e-9 {
+	if v := testutil.ToFloat64(d.m.stalled.Vec.WithLabelValues("", "memory", "some")); math.Abs(v-0.1) > 1e-9 {
 		t.Errorf("node memory stall metric = %v, want 0.1", v)
 	}
 }
@@ -125,7 +125,7 @@ func TestHybridCgroupAndQuiet(t *testing.T) {
 		}
 	}
 	// 3 pods x 3 resources x some and full, and the node's cpu some, memory and io some and full.
-	if c := testutil.CollectAndCount(d.m.stalled); c != 3*3*2+5 {
+	if c := testutil.CollectAndCount(d.m.stalled.Vec); c != 3*3*2+5 {
 		t.Errorf("stalled series = %d, want 23", c)
 	}
 	if len(d.prev.groups) != 4 {
