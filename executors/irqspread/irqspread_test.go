@@ -27,39 +27,6 @@ func TestCheckParams(t *testing.T) {
 	})
 }
 
-// node8 writes the field report's node: 8 CPUs on two NUMA nodes (0-3, 4-7), eth0 on
-// node 1 with a control vector (IRQ 24) and 6 queue IRQs (25-30) left on CPUs 4 and 5
-// (affinities 10 and 20 alternating), and a veth without IRQs.
-func node8(t *testing.T) string {
-	root := t.TempDir()
-	dev := "sys/devices/pci0000:00/0000:00:02.0"
-	files := map[string]string{
-		"proc/1/README":                         "pid 1 must exist for procfs",
-		"sys/devices/system/cpu/online":         "0-7\n",
-		"sys/devices/system/node/node0/cpulist": "0-3\n",
-		"sys/devices/system/node/node1/cpulist": "4-7\n",
-		dev + "/numa_node":                      "1\n",
-		dev + "/net/eth0/device":                "->../../../0000:00:02.0",
-		"sys/class/net/eth0":                    "->../../devices/pci0000:00/0000:00:02.0/net/eth0",
-		"sys/devices/virtual/net/veth0/ifindex": "7\n",
-		"sys/class/net/veth0":                   "->../../devices/virtual/net/veth0",
-		"proc/irq/24/smp_affinity":              "ff\n",
-	}
-	var b strings.Builder
-	b.WriteString("            CPU0       CPU1       CPU2       CPU3       CPU4       CPU5       CPU6       CPU7\n")
-	fmt.Fprintf(&b, "  24:          1          0          0          0          0          0          0          0  PCI-MSI-0000:00:02.0   0-edge      eth0-misc\n")
-	files[dev+"/msi_irqs/24"] = "msix\n"
-	for i := range 6 {
-		irq := 25 + i
-		files[dev+fmt.Sprintf("/msi_irqs/%d", irq)] = "msix\n"
-		files[fmt.Sprintf("proc/irq/%d/smp_affinity", irq)] = []string{"10\n", "20\n"}[i%2]
-		fmt.Fprintf(&b, "  %d:          0          0          0          0    9000000          0          0          0  PCI-MSI-0000:00:02.0   %d-edge      eth0-TxRx-%d\n", irq, i+1, i)
-	}
-	files["proc/interrupts"] = b.String()
-	nettest.Tree(t, root, files)
-	return root
-}
-
 func affinities(t *testing.T, root string) []string {
 	var out []string
 	for irq := 25; irq <= 30; irq++ {
@@ -74,7 +41,7 @@ func exec(t *testing.T, root, params string, dry bool) executors.Result {
 }
 
 func TestSpreadFixture(t *testing.T) {
-	root := node8(t)
+	root := nettest.Node8(t)
 	skewed := []string{"10", "20", "10", "20", "10", "20"}
 	res := exec(t, root, `{"interface": "eth0"}`, true)
 	if res.Status != executors.DryRun || res.Message != "would set irq/27/smp_affinity 10->40, irq/28/smp_affinity 20->80, irq/29/smp_affinity 10->1, irq/30/smp_affinity 20->2" {
@@ -105,7 +72,7 @@ func TestSpreadFixture(t *testing.T) {
 }
 
 func TestRefusedFixture(t *testing.T) {
-	root := node8(t)
+	root := nettest.Node8(t)
 	for _, tc := range []struct{ params, msg string }{
 		{`{"interface": "eth0", "cpus": "6-9"}`, "cpus 8-9 are not online (online: 0-7)"},
 		{`{"interface": "eth9"}`, "interface eth9: no such interface"},
@@ -123,7 +90,7 @@ func TestRefusedFixture(t *testing.T) {
 
 // A write that fails half way (IRQ 29's file is read-only) restores IRQs 27 and 28.
 func TestHalfWayRollbackFixture(t *testing.T) {
-	root := node8(t)
+	root := nettest.Node8(t)
 	nettest.ReadOnly(t, root+"/proc/irq/29/smp_affinity")
 	res := exec(t, root, `{"interface": "eth0"}`, false)
 	if res.Status != executors.RolledBack || res.Message != "write irq/29/smp_affinity: read-only file system; restored 2 setting(s)" {

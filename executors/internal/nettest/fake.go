@@ -3,6 +3,7 @@ package nettest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -91,6 +92,40 @@ func NodeTree(t testing.TB, online, ifname string, rxQueues int) string {
 		files[fmt.Sprintf("sys/class/net/%s/queues/rx-%d/rps_flow_cnt", ifname, q)] = "0\n"
 		files[fmt.Sprintf("sys/class/net/%s/queues/tx-%d/xps_cpus", ifname, q)] = "00\n"
 	}
+	Tree(t, root, files)
+	return root
+}
+
+// Node8 writes the field report's node: 8 CPUs on two NUMA nodes (0-3, 4-7), eth0 on
+// node 1 with a control vector (IRQ 24) and 6 queue IRQs (25-30) left on CPUs 4 and 5
+// (affinities 10 and 20 alternating), and a veth without IRQs.
+func Node8(t testing.TB) string {
+	t.Helper()
+	root := t.TempDir()
+	dev := "sys/devices/pci0000:00/0000:00:02.0"
+	files := map[string]string{
+		"proc/1/README":                         "pid 1 must exist for procfs",
+		"sys/devices/system/cpu/online":         "0-7\n",
+		"sys/devices/system/node/node0/cpulist": "0-3\n",
+		"sys/devices/system/node/node1/cpulist": "4-7\n",
+		dev + "/numa_node":                      "1\n",
+		dev + "/net/eth0/device":                "->../../../0000:00:02.0",
+		"sys/class/net/eth0":                    "->../../devices/pci0000:00/0000:00:02.0/net/eth0",
+		"sys/devices/virtual/net/veth0/ifindex": "7\n",
+		"sys/class/net/veth0":                   "->../../devices/virtual/net/veth0",
+		"proc/irq/24/smp_affinity":              "ff\n",
+	}
+	var b strings.Builder
+	b.WriteString("            CPU0       CPU1       CPU2       CPU3       CPU4       CPU5       CPU6       CPU7\n")
+	fmt.Fprintf(&b, "  24:          1          0          0          0          0          0          0          0  PCI-MSI-0000:00:02.0   0-edge      eth0-misc\n")
+	files[dev+"/msi_irqs/24"] = "msix\n"
+	for i := range 6 {
+		irq := 25 + i
+		files[dev+fmt.Sprintf("/msi_irqs/%d", irq)] = "msix\n"
+		files[fmt.Sprintf("proc/irq/%d/smp_affinity", irq)] = []string{"10\n", "20\n"}[i%2]
+		fmt.Fprintf(&b, "  %d:          0          0          0          0    9000000          0          0          0  PCI-MSI-0000:00:02.0   %d-edge      eth0-TxRx-%d\n", irq, i+1, i)
+	}
+	files["proc/interrupts"] = b.String()
 	Tree(t, root, files)
 	return root
 }
