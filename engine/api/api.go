@@ -25,6 +25,9 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Ready reports whether the engine can accept work (store and NATS reachable).
 	Ready func() error
+	// Approvals serves the approvals API and page and the kill switch
+	// (engine/approval.Handler).
+	Approvals http.Handler
 }
 
 // Handler returns the engine's HTTP handler.
@@ -62,6 +65,11 @@ func Handler(o Options) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"events": evs})
 	})
+	if o.Approvals != nil {
+		for _, p := range []string{"/api/v1/approvals", "/api/v1/approvals/", "/api/v1/pause", "/api/v1/resume", "/approvals", "/approvals/"} {
+			mux.Handle(p, o.Approvals)
+		}
+	}
 	mux.HandleFunc("GET /api/v1/policy", func(w http.ResponseWriter, _ *http.Request) {
 		p := o.Policy.Current()
 		writeJSON(w, http.StatusOK, map[string]any{"revision": p.Revision, "files": p.Files})

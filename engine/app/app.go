@@ -23,11 +23,14 @@ import (
 
 	"github.com/remedyhq/remedy/engine"
 	"github.com/remedyhq/remedy/engine/api"
+	"github.com/remedyhq/remedy/engine/approval"
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/audit/sqlite"
 	"github.com/remedyhq/remedy/engine/bus"
 	"github.com/remedyhq/remedy/engine/bus/embedded"
 	"github.com/remedyhq/remedy/engine/facts"
+	"github.com/remedyhq/remedy/engine/guard"
+	"github.com/remedyhq/remedy/engine/guard/verify"
 	"github.com/remedyhq/remedy/engine/policy"
 	"github.com/remedyhq/remedy/engine/transport"
 	"github.com/remedyhq/remedy/executors"
@@ -56,6 +59,11 @@ type Options struct {
 	MaxBody int64
 	// Facts provides node and cluster facts (default: none known).
 	Facts facts.Provider
+	// GuardsFile is the guards and approvals configuration (docs/guards.md); empty
+	// uses the defaults.
+	GuardsFile string
+	// ApproversFile maps API tokens to identities and roles; empty allows no one.
+	ApproversFile string
 	// ClusterExecutors run in the engine (Kubernetes actions).
 	ClusterExecutors []executors.Executor
 	ActionTTL        time.Duration
@@ -71,6 +79,9 @@ type App struct {
 	NATS     *nats.Conn
 	JS       jetstream.JetStream
 	Registry *prometheus.Registry
+	Guards   *guard.Guards
+	// Approvals holds actions waiting for a human.
+	Approvals *approval.Service
 
 	addr     string
 	natsURL  string
@@ -159,8 +170,25 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	if err := reg.Add(executors.InCluster, o.ClusterExecutors...); err != nil {
 		return nil, err
 	}
+	gcfg, err := guard.Parse(nil)
+	if o.GuardsFile != "" {
+		gcfg, err = guard.LoadFile(o.GuardsFile)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var tokens approval.Tokens
+	if o.ApproversFile != "" {
+		if tokens, err = approval.LoadTokens(o.ApproversFile); err != nil {
+			return nil, err
+		}
+	}
+	a.Guards = guard.New(guard.Options{Config: gcfg, Store: st, Facts: o.Facts, Registerer: a.Registry})
+	if err := a.Guards.Restore(ctx); err != nil {
+		return nil, err
+	}
 	a.Engine, err = engine.New(engine.Options{
-		Store: st, Policy: a.Policy, Actions: reg, Facts: o.Facts,
+		Store: st, Policy: a.Policy, Actions: reg, Facts: o.Facts, Gate: a.Guards,
 		Dispatcher: transport.Dispatcher{JS: a.JS}, DryRun: o.DryRun, ActionTTL: o.ActionTTL,
 		SweepInterval: o.SweepInterval, Logger: o.Logger, Registerer: a.Registry,
 	})
@@ -172,6 +200,11 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	a.Engine.Start(runCtx)
 	a.goRun(func() error { return transport.ConsumeSignals(runCtx, a.JS, a.Engine, a.Engine, o.Logger) })
 	a.goRun(func() error { return transport.ConsumeResults(runCtx, a.JS, a.Engine, o.Logger) })
+	a.Approvals = approval.New(approval.Options{Store: st, Engine: a.Engine, Guards: a.Guards, Config: gcfg.Approval,
+		Logger: o.Logger, Registerer: a.Registry})
+	verifier := verify.New(verify.Options{Store: st, Sink: a.Engine, Config: gcfg.Verification, Logger: o.Logger})
+	a.goRun(func() error { a.Approvals.Run(runCtx, min(gcfg.Approval.TTL/4, 10*time.Second)); return nil })
+	a.goRun(func() error { verifier.Run(runCtx, 5*time.Second); return nil })
 
 	hook := alertmanager.NewHandler(alertmanager.Options{Sink: a.Engine, BearerToken: o.WebhookToken, MaxBody: o.MaxBody, Logger: o.Logger})
 	ln, err := net.Listen("tcp", o.Listen)
@@ -179,8 +212,9 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 		return nil, fmt.Errorf("listen %s: %w", o.Listen, err)
 	}
 	a.addr = ln.Addr().String()
+	approvals := approval.Handler(approval.HandlerOptions{Service: a.Approvals, Tokens: tokens, Switch: a.Guards})
 	a.srv = &http.Server{
-		Handler:           api.Handler(api.Options{Webhook: hook, Store: st, Policy: a.Policy, Gatherer: a.Registry, Ready: a.ready}),
+		Handler:           api.Handler(api.Options{Webhook: hook, Store: st, Policy: a.Policy, Gatherer: a.Registry, Ready: a.ready, Approvals: approvals}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
