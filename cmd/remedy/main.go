@@ -23,6 +23,10 @@ Usage:
   remedy demo         [flags]   run engine, agents and sample alerts on this machine
   remedy policy eval  [flags]   evaluate the policy for one signal or input document
   remedy audit query  [flags]   query a running engine's audit log
+  remedy approvals list|show|approve|reject [id] [flags]
+                                actions waiting for a human
+  remedy pause        --reason  stop all dispatch (the kill switch)
+  remedy resume       --reason  [--kind K]  resume, or close a kind's storm breaker
 
 Run "remedy <command> -h" for a command's flags.
 `
@@ -57,6 +61,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if len(rest) > 0 && rest[0] == "query" {
 			return auditQuery(ctx, rest[1:], stdout, stderr)
 		}
+	case "approvals":
+		return approvalsCmd(ctx, rest, stdout, stderr)
+	case "pause", "resume":
+		return pauseCmd(ctx, cmd == "resume", rest, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

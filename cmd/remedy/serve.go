@@ -22,6 +22,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&o.NATSListen, "nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "make every action a dry run")
 	fs.DurationVar(&o.ActionTTL, "action-ttl", 10*time.Minute, "how long a dispatched action stays worth running")
+	fs.StringVar(&o.GuardsFile, "guards", "", "guards and approvals file (docs/guards.md; default: built-in defaults)")
+	fs.StringVar(&o.ApproversFile, "approvers", "", "file mapping API tokens to identities and roles")
 	fs.Int64Var(&o.MaxBody, "webhook-max-body", 1<<20, "webhook body limit in bytes")
 	tokenFile := fs.String("webhook-token-file", "", "file holding the bearer token the webhook requires")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
