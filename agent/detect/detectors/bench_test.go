@@ -104,10 +104,10 @@ var footprint = flag.Duration("footprint", 0, "run TestFootprint for this long (
 // TestFootprint runs the detectors through the runner at a 1 s interval on this
 // machine, with metrics registered and scraped every 15 s as Prometheus would, and
 // reports the process's CPU share and resident memory. It only runs when asked:
-// go test -run TestFootprint -footprint 60s ./agent/detect/detectors
+// go test -run TestFootprint ./agent/detect/detectors -args -footprint=60s
 func TestFootprint(t *testing.T) {
 	if *footprint == 0 {
-		t.Skip("measures for a minute: run with -footprint 60s")
+		t.Skip("measures for a minute: run with -args -footprint=60s")
 	}
 	reg := prometheus.NewRegistry()
 	ds, err := New(Options{HostRoot: "/", DriverStats: true, Interval: time.Second, Registerer: reg})

@@ -42,6 +42,8 @@ type Options struct {
 	// Registerer registers every detector's metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+	// Now is the detectors' clock for rates; time.Now when nil.
+	Now func() time.Time
 }
 
 // Detectors is the built set; Close releases what they hold (the ethtool socket).
@@ -85,10 +87,10 @@ func New(o Options) (*Detectors, error) {
 	}
 	var errs []error
 	if !off["irq"] {
-		errs = append(errs, add(irq.New(fs, irq.Options{Interfaces: o.Interfaces, Registerer: o.Registerer})))
+		errs = append(errs, add(irq.New(fs, irq.Options{Interfaces: o.Interfaces, Registerer: o.Registerer, Now: o.Now})))
 	}
 	if !off["drops"] {
-		dopts := drops.Options{Interfaces: o.Interfaces, Registerer: o.Registerer}
+		dopts := drops.Options{Interfaces: o.Interfaces, Registerer: o.Registerer, Now: o.Now}
 		if o.DriverStats {
 			stats, closeStats, err := drops.EthtoolStats()
 			if err != nil {
@@ -101,7 +103,7 @@ func New(o Options) (*Detectors, error) {
 		errs = append(errs, add(drops.New(fs, dopts)))
 	}
 	if !off["psi"] {
-		errs = append(errs, add(psi.New(fs, psi.Options{CgroupRoot: o.CgroupRoot, Registerer: o.Registerer})))
+		errs = append(errs, add(psi.New(fs, psi.Options{CgroupRoot: o.CgroupRoot, Registerer: o.Registerer, Now: o.Now})))
 	}
 	if !off["freeze"] {
 		errs = append(errs, add(freeze.New(freeze.Options{IMDSEndpoint: o.IMDSEndpoint, VMName: o.VMName,

@@ -1,6 +1,7 @@
 package psi
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -73,12 +74,32 @@ func FuzzParsePressure(f *testing.F) {
 		if p.Some == nil || p.Some.Avg10 < 0 || p.Some.Avg10 > 100 {
 			t.Fatalf("accepted %q as %+v", b, p.Some)
 		}
+		line := func(kind string, l *Line) string {
+			return fmt.Sprintf("%s avg10=%g avg60=%g avg300=%g total=%d\n", kind, l.Avg10, l.Avg60, l.Avg300, l.Total)
+		}
+		out := line("some", p.Some)
+		if p.Full != nil {
+			out += line("full", p.Full)
+		}
+		back, err := ParsePressure([]byte(out))
+		if err != nil || *back.Some != *p.Some || (p.Full != nil && *back.Full != *p.Full) {
+			t.Fatalf("round trip of %q: %+v, %v", b, back, err)
+		}
 	})
 }
 
 func FuzzParseCPUStat(f *testing.F) {
 	f.Add([]byte("usage_usec 900\nnr_periods 10\nnr_throttled 8\nthrottled_usec 280000\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = ParseCPUStat(b) // must not panic
+		s, err := ParseCPUStat(b)
+		if err != nil {
+			return
+		}
+		// What is accepted prints back to a file that parses to the same counters.
+		out := fmt.Sprintf("usage_usec %d\nnr_periods %d\nnr_throttled %d\nthrottled_usec %d\n", s.UsageUsec, s.NrPeriods, s.NrThrottled, s.ThrottledUsec)
+		back, err := ParseCPUStat([]byte(out))
+		if err != nil || back != s {
+			t.Fatalf("round trip of %q: %+v, %v", b, back, err)
+		}
 	})
 }
