@@ -73,7 +73,9 @@ type env struct {
 	disp  *capture
 }
 
-func newEnv(t *testing.T, dir string, dryRun bool) *env {
+func newEnvB(b *testing.B) *env { return newEnv(b, b.TempDir(), false) }
+
+func newEnv(t testing.TB, dir string, dryRun bool) *env {
 	t.Helper()
 	pdir := filepath.Join(dir, "policies")
 	if err := os.MkdirAll(pdir, 0o755); err != nil {
