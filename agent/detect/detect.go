@@ -72,5 +72,5 @@ func SortFindings(fs []Finding) {
 	})
 }
 
-// Summary joins evidence into one annotation value.
+// joinEvidence joins evidence into one annotation value.
 func joinEvidence(ev []string) string { return strings.Join(ev, "\n") }

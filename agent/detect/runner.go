@@ -190,7 +190,11 @@ func (r *Runner) advance(now time.Time, present map[string]Tracked, failed map[s
 	for k, p := range present {
 		f := p.Finding
 		t, ok := r.tracked[k]
-		if !ok || t.State == Resolved {
+		switch {
+		case ok && t.State == Resolved && t.Published == signal.Firing:
+			// Back before its resolved signal went out: it never ended.
+			t.State, t.want = Firing, signal.Firing
+		case !ok || t.State == Resolved:
 			t = &Tracked{Since: now, State: Pending, Detector: p.Detector}
 			r.tracked[k] = t
 		}

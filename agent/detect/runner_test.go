@@ -207,3 +207,22 @@ func TestRunStopsWithContext(t *testing.T) {
 		t.Fatalf("Run scanned %d times in 30ms at 1ms", det.i)
 	}
 }
+
+// TestReturnBeforeResolvedPublished: a finding that comes back while its resolved signal
+// could not be published simply goes on firing; nothing is published twice.
+func TestReturnBeforeResolvedPublished(t *testing.T) {
+	f := []Finding{skew}
+	pub := &recorder{}
+	r, _ := NewRunner(Options{Node: "n", FireAfter: 1, ResolveAfter: 1, Publisher: pub}, &script{scans: [][]Finding{f, nil, f, nil}})
+	r.Scan(context.Background())
+	pub.fail = 1
+	r.Scan(context.Background()) // resolved, publish fails
+	rep := r.Scan(context.Background())
+	if len(rep.Findings) != 1 || rep.Findings[0].State != Firing || len(pub.got) != 1 {
+		t.Fatalf("after return: %+v, published %d", rep.Findings, len(pub.got))
+	}
+	r.Scan(context.Background())
+	if len(pub.got) != 2 || pub.got[1].Status != signal.Resolved || !pub.got[1].StartsAt.Equal(pub.got[0].StartsAt) {
+		t.Fatalf("published %+v", pub.got)
+	}
+}
