@@ -499,16 +499,17 @@ func (e *Engine) dispatch(ctx context.Context, req executors.Request) {
 	}
 }
 
-// heldEvent records an action the gate held for a human (approval.requested, key
-// approval:<id>) or refused (guard.refused, key refused:<id>) instead of planning it.
+// heldEvent records an action the gate held for a human (approval.requested) or refused
+// (guard.refused) instead of planning it. It takes the key a planned action would have
+// (action:<id>), so an action has one first disposition even when two replicas decide.
 func heldEvent(base audit.Event, h Held) audit.Event {
 	ev := base
-	ev.Detail = mustJSON(h)
+	ev.Detail, ev.Key = mustJSON(h), "action:"+base.ActionID
 	if h.Verdict.Outcome == guard.Hold {
-		ev.Type, ev.Key, ev.Outcome, ev.Actor = audit.ApprovalRequested, "approval:"+base.ActionID, "pending", h.Requester
+		ev.Type, ev.Outcome, ev.Actor = audit.ApprovalRequested, "pending", h.Requester
 		return ev
 	}
-	ev.Type, ev.Key, ev.Outcome = audit.GuardRefused, "refused:"+base.ActionID, string(h.Verdict.Reason)
+	ev.Type, ev.Outcome = audit.GuardRefused, string(h.Verdict.Reason)
 	return ev
 }
 
@@ -520,12 +521,13 @@ func requester(s *signal.Signal) string {
 }
 
 // Execute plans and dispatches an action a person approved, recording events (the
-// approval) in the same append. The caller has re-checked the guards. The action's
-// deadline starts now; a second call for the same action does nothing.
+// approval) in the same append, under the key approved:<id>. The caller has re-checked
+// the guards. The action's deadline starts now; a second call for the same action does
+// nothing.
 func (e *Engine) Execute(ctx context.Context, req executors.Request, kind string, events ...audit.Event) error {
 	req.Deadline = e.o.Now().UTC().Add(e.o.ActionTTL)
 	ev := audit.Event{Type: audit.ActionPlanned, CorrelationID: req.CorrelationID, Node: req.Node, Kind: kind,
-		Action: req.Action, ActionID: req.ID, Actor: "engine", Outcome: "planned", Key: "action:" + req.ID, Detail: mustJSON(req)}
+		Action: req.Action, ActionID: req.ID, Actor: "engine", Outcome: "planned", Key: "approved:" + req.ID, Detail: mustJSON(req)}
 	if req.DryRun {
 		ev.Outcome = "dry_run"
 	}
