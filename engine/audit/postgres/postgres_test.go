@@ -40,3 +40,15 @@ func backend(t *testing.T) audittest.Backend {
 }
 
 func TestConformance(t *testing.T) { audittest.Run(t, backend) }
+
+func openBench(b *testing.B) audit.Log {
+	st, err := postgres.Open(context.Background(), pg.Database(b), audit.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st
+}
+
+func BenchmarkAppend(b *testing.B) { audittest.BenchmarkAppend(b, openBench) }
+
+func BenchmarkQuery(b *testing.B) { audittest.BenchmarkQuery(b, openBench) }

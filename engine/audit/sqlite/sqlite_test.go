@@ -27,3 +27,15 @@ func backend(t *testing.T) audittest.Backend {
 }
 
 func TestConformance(t *testing.T) { audittest.Run(t, backend) }
+
+func openBench(b *testing.B) audit.Log {
+	st, err := sqlite.Open(filepath.Join(b.TempDir(), "audit.db"), audit.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st
+}
+
+func BenchmarkAppend(b *testing.B) { audittest.BenchmarkAppend(b, openBench) }
+
+func BenchmarkQuery(b *testing.B) { audittest.BenchmarkQuery(b, openBench) }
