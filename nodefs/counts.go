@@ -41,12 +41,16 @@ func (r *Reader) read(path string) ([]byte, error) {
 	defer f.Close()
 	r.buf = r.buf[:0]
 	for {
-		if len(r.buf) == cap(r.buf) {
-			r.buf = append(r.buf, 0)[:len(r.buf)]
+		if cap(r.buf)-len(r.buf) < 512 {
+			r.buf = append(r.buf, make([]byte, 4096)...)[:len(r.buf)]
 		}
+		want := cap(r.buf) - len(r.buf)
 		n, err := f.Read(r.buf[len(r.buf):cap(r.buf)])
 		r.buf = r.buf[:len(r.buf)+n]
-		if err == io.EOF {
+		// proc, sys and cgroup files fill a read until their end (seq_file, kernfs), as
+		// regular files do: a short read is the end, which spares the syscall that
+		// would return EOF.
+		if err == io.EOF || (err == nil && n > 0 && n < want) {
 			return r.buf, nil
 		}
 		if err != nil {

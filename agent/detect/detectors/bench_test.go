@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -42,17 +41,11 @@ func BenchmarkFullScan96(b *testing.B) {
 	defer ds.Close()
 	scanAll(b, ds.List) // baseline
 	b.ReportAllocs()
-	c0 := cpuTime(b)
+	c0 := detecttest.CPUTime(b)
 	for b.Loop() {
 		scanAll(b, ds.List)
 	}
-	reportCPU(b, c0)
-}
-
-// reportCPU reports the process CPU time per scan: on a shared machine wall time
-// includes waiting for a core, CPU time does not.
-func reportCPU(b *testing.B, c0 time.Duration) {
-	b.ReportMetric(float64((cpuTime(b)-c0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	detecttest.ReportCPU(b, c0)
 }
 
 // BenchmarkDetector96 breaks the full scan down by detector.
@@ -71,13 +64,13 @@ func BenchmarkDetector96(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
-			c0 := cpuTime(b)
+			c0 := detecttest.CPUTime(b)
 			for b.Loop() {
 				if _, err := d.Scan(context.Background()); err != nil {
 					b.Fatal(err)
 				}
 			}
-			reportCPU(b, c0)
+			detecttest.ReportCPU(b, c0)
 		})
 	}
 }
@@ -92,11 +85,11 @@ func BenchmarkFullScanLive(b *testing.B) {
 	defer ds.Close()
 	scanAll(b, ds.List)
 	b.ReportAllocs()
-	c0 := cpuTime(b)
+	c0 := detecttest.CPUTime(b)
 	for b.Loop() {
 		scanAll(b, ds.List)
 	}
-	reportCPU(b, c0)
+	detecttest.ReportCPU(b, c0)
 }
 
 var footprint = flag.Duration("footprint", 0, "run TestFootprint for this long (e.g. 60s)")
@@ -137,22 +130,14 @@ func TestFootprint(t *testing.T) {
 	}()
 	// Warm up, then measure.
 	r.Scan(ctx)
-	u0, w0 := cpuTime(t), time.Now()
+	u0, w0 := detecttest.CPUTime(t), time.Now()
 	if err := r.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	used, wall := cpuTime(t)-u0, time.Since(w0)
+	used, wall := detecttest.CPUTime(t)-u0, time.Since(w0)
 	rss, hwm := status(t, "VmRSS"), status(t, "VmHWM")
 	t.Logf("footprint over %s at 1s: CPU %.3f%% of a core (%s), RSS %d kB, peak RSS %d kB, %d signals published",
 		wall.Round(time.Second), 100*used.Seconds()/wall.Seconds(), used.Round(time.Millisecond), rss, hwm, published)
-}
-
-func cpuTime(t testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		t.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func status(t *testing.T, key string) int {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -107,4 +108,19 @@ func NewClock() *Clock {
 func (c *Clock) Now() time.Time {
 	c.T = c.T.Add(c.Step)
 	return c.T
+}
+
+// CPUTime is the process's user and system CPU time so far.
+func CPUTime(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// ReportCPU reports the process CPU time per benchmark op since c0 as cpu-ns/op: on a
+// shared machine wall time includes waiting for a core, CPU time does not.
+func ReportCPU(b *testing.B, c0 time.Duration) {
+	b.ReportMetric(float64((CPUTime(b)-c0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }

@@ -54,8 +54,11 @@ var DefaultCgroupGlobs = []string{
 // finding's cause to be "throttling".
 const DefaultThrottleShare = 0.5
 
-// DefaultRediscoverEvery is how many scans reuse one search for pod cgroups.
-const DefaultRediscoverEvery = 10
+// Defaults of the pod read cadence.
+const (
+	DefaultPodEvery        = 10
+	DefaultRediscoverEvery = 6
+)
 
 // Causes of CPU pressure.
 const (
@@ -71,7 +74,11 @@ type Options struct {
 	CgroupRoot string
 	// CgroupGlobs select the pod cgroups below CgroupRoot; DefaultCgroupGlobs when nil.
 	CgroupGlobs []string
-	// RediscoverEvery is how many scans reuse one search for pod cgroups
+	// PodEvery: the pods are read every PodEvery scans (DefaultPodEvery when zero),
+	// their findings standing in between. A node runs up to 110 pods of four files
+	// each; reading them every second would cost more than the rest of the agent.
+	PodEvery int
+	// RediscoverEvery is how many pod reads reuse one search for pod cgroups
 	// (DefaultRediscoverEvery when zero); a pod that went away forces a new one.
 	RediscoverEvery int
 	// ThrottleShare: DefaultThrottleShare when zero.
@@ -84,14 +91,19 @@ type Options struct {
 
 // Detector is the PSI detector.
 type Detector struct {
-	fs     nodefs.FS
-	r      *nodefs.Reader
-	opts   Options
-	pods   []string // cgroups below cgroot, found every RediscoverEvery scans
-	scans  int
-	cgroot string
-	prev   *sample
-	m      metrics
+	fs   nodefs.FS
+	r    *nodefs.Reader
+	opts Options
+	pods []string // cgroups below cgroot, found every RediscoverEvery pod reads
+	// scans counts pod reads since the last discovery, ticks all scans.
+	scans, ticks int
+	// The node is read every scan, the pods every PodEvery scans; their findings stand
+	// until the next pod read.
+	prevNode, prevPods *sample
+	podFindings        []detect.Finding
+	podThrottled       float64
+	cgroot             string
+	m                  metrics
 }
 
 type sample struct {
@@ -136,6 +148,9 @@ func New(fs nodefs.FS, opts Options) (*Detector, error) {
 	if opts.RediscoverEvery <= 0 {
 		opts.RediscoverEvery = DefaultRediscoverEvery
 	}
+	if opts.PodEvery <= 0 {
+		opts.PodEvery = DefaultPodEvery
+	}
 	d := &Detector{fs: fs, r: fs.NewReader(), opts: opts, m: m}
 	switch opts.CgroupRoot {
 	case "-":
@@ -160,26 +175,46 @@ func (d *Detector) Scan(ctx context.Context) ([]detect.Finding, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	cur, err := d.read()
+	now := d.opts.Now()
+	node, err := d.readNode(now)
 	if err != nil {
 		return nil, err
 	}
-	prev := d.prev
-	d.prev = cur
+	podsRead := d.cgroot != "" && d.ticks%d.opts.PodEvery == 0
+	d.ticks++
+	if podsRead {
+		pods, err := d.readPods(now)
+		if err != nil {
+			return nil, err
+		}
+		if d.prevPods != nil {
+			d.podFindings, d.podThrottled = d.judgeGroups(pods, d.prevPods, 0)
+		}
+		d.prevPods = pods
+	}
+	prev := d.prevNode
+	d.prevNode = node
 	if prev == nil {
 		return nil, nil
 	}
+	nodeFindings, _ := d.judgeGroups(node, prev, d.podThrottled)
+	if podsRead || d.cgroot == "" {
+		// Pod series are only set on the scans that read the pods.
+		d.m.sweep()
+	}
+	return append(slices.Clip(d.podFindings), nodeFindings...), nil
+}
+
+// judgeGroups compares every group of cur with prev and returns the findings and the
+// groups' summed throttling (percent of the interval).
+func (d *Detector) judgeGroups(cur, prev *sample, podThrottled float64) ([]detect.Finding, float64) {
 	us := float64(cur.at.Sub(prev.at).Microseconds())
 	if us <= 0 {
-		return nil, nil
+		return nil, 0
 	}
-	// Throttling across pods, to weigh the node's CPU pressure.
-	var podThrottled float64
 	var out []detect.Finding
-	// Pods first, the node ("") last: the node's evidence sums the pods' throttling.
-	paths := slices.Sorted(maps.Keys(cur.groups))
-	paths = append(paths[1:], "")
-	for _, path := range paths {
+	var sum float64
+	for _, path := range slices.Sorted(maps.Keys(cur.groups)) {
 		g, pg := cur.groups[path], prev.groups[path]
 		if pg == nil {
 			continue // a new pod: baseline
@@ -187,24 +222,20 @@ func (d *Detector) Scan(ctx context.Context) ([]detect.Finding, error) {
 		throttled := 0.0
 		if g.cpu != nil && pg.cpu != nil && g.cpu.ThrottledUsec >= pg.cpu.ThrottledUsec {
 			throttled = 100 * float64(g.cpu.ThrottledUsec-pg.cpu.ThrottledUsec) / us
-			if path != "" {
-				podThrottled += throttled
-				d.m.throttled.Set(throttled, podUID(path))
-			}
+			sum += throttled
+			d.m.throttled.Set(throttled, podUID(path))
 		}
 		for _, r := range Resources {
 			p, pp := g.pressure[r], pg.pressure[r]
 			if p.Some == nil || pp.Some == nil {
 				continue
 			}
-			f := d.judge(path, r, p, pp, us, throttled, podThrottled, g, pg)
-			if f != nil {
+			if f := d.judge(path, r, p, pp, us, throttled, podThrottled, g, pg); f != nil {
 				out = append(out, *f)
 			}
 		}
 	}
-	d.m.sweep()
-	return out, nil
+	return out, sum
 }
 
 func stall(cur, prev *Line, us float64) (float64, bool) {
@@ -295,8 +326,9 @@ func podUID(path string) string {
 	return strings.ReplaceAll(m[len(m)-1][1], "_", "-")
 }
 
-func (d *Detector) read() (*sample, error) {
-	s := &sample{at: d.opts.Now(), groups: map[string]*group{}}
+// readNode reads /proc/pressure.
+func (d *Detector) readNode(now time.Time) (*sample, error) {
+	s := &sample{at: now, groups: map[string]*group{}}
 	node := &group{pressure: map[string]Pressure{}}
 	for _, r := range Resources {
 		st, err := d.fs.Proc().PSIStatsForResource(r)
@@ -316,9 +348,12 @@ func (d *Detector) read() (*sample, error) {
 		node.pressure[r] = p
 	}
 	s.groups[""] = node
-	if d.cgroot == "" {
-		return s, nil
-	}
+	return s, nil
+}
+
+// readPods reads the pod cgroups' pressure and cpu.stat.
+func (d *Detector) readPods(now time.Time) (*sample, error) {
+	s := &sample{at: now, groups: make(map[string]*group, len(d.pods))}
 	if d.scans%d.opts.RediscoverEvery == 0 {
 		if err := d.discover(); err != nil {
 			return nil, err
@@ -328,7 +363,7 @@ func (d *Detector) read() (*sample, error) {
 	for _, rel := range d.pods {
 		grp, err := d.readGroup(filepath.Join(d.cgroot, rel))
 		if errors.Is(err, os.ErrNotExist) {
-			d.scans = 0 // the pod went away: search again next scan
+			d.scans = 0 // the pod went away: search again next time
 			continue
 		}
 		if err != nil {

@@ -43,7 +43,7 @@ const (
 )
 
 func TestPressureShapes(t *testing.T) {
-	n, d := replay(t, "psi", Options{Registerer: prometheus.NewRegistry()})
+	n, d := replay(t, "psi", Options{PodEvery: 1, Registerer: prometheus.NewRegistry()})
 	var last []detect.Finding
 	for i := 0; n.Next(t); i++ {
 		fs, err := d.Scan(context.Background())
@@ -108,10 +108,39 @@ func TestPressureShapes(t *testing.T) {
 	}
 }
 
+// TestPodEvery: pods are read every other scan and their findings stand in between;
+// the node is judged every scan.
+func TestPodEvery(t *testing.T) {
+	n, d := replay(t, "psi", Options{PodEvery: 2})
+	var got []string
+	for n.Next(t) {
+		fs, err := d.Scan(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pods, node := 0, 0
+		for _, f := range fs {
+			if f.Labels["scope"] == "pod" {
+				pods++
+			} else {
+				node++
+			}
+		}
+		got = append(got, fmt.Sprintf("%d+%d", pods, node))
+	}
+	if want := []string{"0+0", "0+2", "2+2", "2+2", "2+2"}; !slices.Equal(got, want) {
+		t.Fatalf("pod+node findings per scan = %v, want %v", got, want)
+	}
+	// The pods' rates span the two scans between reads: still 30% throttled-pod stall.
+	if v := testutil.ToFloat64(d.m.stalled.Vec.WithLabelValues(throttledPod, "cpu", "some")); v != 30 {
+		t.Fatalf("throttled pod stall = %v", v)
+	}
+}
+
 // TestHybridCgroupAndQuiet: the 96-CPU node mounts cgroup v2 at sys/fs/cgroup/unified
 // (hybrid hierarchy); its pods are found and measured, none is under pressure.
 func TestHybridCgroupAndQuiet(t *testing.T) {
-	n, d := replay(t, "node96", Options{})
+	n, d := replay(t, "node96", Options{PodEvery: 1})
 	if !strings.HasSuffix(d.cgroot, "sys/fs/cgroup/unified") {
 		t.Fatalf("cgroup root = %q", d.cgroot)
 	}
@@ -128,8 +157,8 @@ func TestHybridCgroupAndQuiet(t *testing.T) {
 	if c := testutil.CollectAndCount(d.m.stalled.Vec); c != 3*3*2+5 {
 		t.Errorf("stalled series = %d, want 23", c)
 	}
-	if len(d.prev.groups) != 4 {
-		t.Fatalf("groups = %d, want node + 3 pods", len(d.prev.groups))
+	if len(d.prevPods.groups) != 3 {
+		t.Fatalf("pod groups = %d, want 3", len(d.prevPods.groups))
 	}
 }
 
@@ -172,7 +201,7 @@ func TestLiveKernel(t *testing.T) {
 	if _, err := d.Scan(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	node := d.prev.groups[""]
+	node := d.prevNode.groups[""]
 	if len(node.pressure) == 0 {
 		t.Skip("this kernel has no /proc/pressure (CONFIG_PSI off or psi=0)")
 	}
@@ -184,7 +213,7 @@ func TestLiveKernel(t *testing.T) {
 	if d.cgroot == "" {
 		t.Log("no cgroup v2 mount: pod pressure not exercised live")
 	} else {
-		t.Logf("cgroup v2 at %s: %d cgroups read", d.cgroot, len(d.prev.groups)-1)
+		t.Logf("cgroup v2 at %s: %d cgroups read", d.cgroot, len(d.prevPods.groups))
 	}
 }
 
@@ -229,7 +258,7 @@ func TestLiveCgroupPressure(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	d, err := New(fs, Options{CgroupGlobs: []string{name}, Thresholds: map[string]Threshold{"cpu": {Some: 1}}})
+	d, err := New(fs, Options{PodEvery: 1, CgroupGlobs: []string{name}, Thresholds: map[string]Threshold{"cpu": {Some: 1}}})
 	if err != nil {
 		t.Fatal(err)
 	}
