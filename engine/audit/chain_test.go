@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -314,5 +315,36 @@ func TestGroupCommitterClose(t *testing.T) {
 	}
 	if _, err := g.Append(context.Background(), []audit.Event{{Type: audit.Decision}}); !errors.Is(err, audit.ErrClosed) {
 		t.Fatalf("append after close: err = %v", err)
+	}
+}
+
+func TestParseKey(t *testing.T) {
+	seed := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	ed := audit.NewEd25519Signer(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, 32)))
+	for _, tc := range []struct {
+		in, keyID, err string
+	}{
+		{"ed25519:" + seed + "\n", ed.KeyID(), ""},
+		{audit.PublicKey(ed), ed.KeyID(), ""},
+		{"hmac:" + seed, audit.NewHMACSigner(bytes.Repeat([]byte{1}, 32)).KeyID(), ""},
+		{"ed25519:AAAA", "", "audit key must be ed25519:<base64 seed>, ed25519-pub:<base64 public key> or hmac:<base64 key>: ed25519 key of 3 bytes"},
+		{"hmac:AAAA", "", "audit key must be ed25519:<base64 seed>, ed25519-pub:<base64 public key> or hmac:<base64 key>: hmac key of 3 bytes"},
+		{"rsa:" + seed, "", "audit key must be ed25519:<base64 seed>, ed25519-pub:<base64 public key> or hmac:<base64 key>: rsa key of 32 bytes"},
+		{"ed25519:!", "", "audit key must be ed25519:<base64 seed>, ed25519-pub:<base64 public key> or hmac:<base64 key>: illegal base64 data at input byte 0"},
+		{seed, "", "audit key must be ed25519:<base64 seed>, ed25519-pub:<base64 public key> or hmac:<base64 key>"},
+	} {
+		k, err := audit.ParseKey(tc.in)
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err || !errors.Is(err, audit.ErrBadKey) {
+				t.Errorf("ParseKey(%q) err = %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || k.KeyID() != tc.keyID {
+			t.Errorf("ParseKey(%q) = %v, %v; want key %s", tc.in, k, err, tc.keyID)
+		}
+	}
+	if audit.PublicKey(audit.NewHMACSigner([]byte("x"))) != "" {
+		t.Error("an HMAC key has no public form")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -147,4 +148,39 @@ func OpenCheckpoint(detail []byte, keys Signer) (*Checkpoint, error) {
 		return nil, ErrBadSignature
 	}
 	return &c, nil
+}
+
+// ErrBadKey marks a checkpoint key that ParseKey cannot read.
+var ErrBadKey = errors.New("audit key must be ed25519:<base64 seed>, ed25519-pub:<base64 public key> or hmac:<base64 key>")
+
+// ParseKey reads a checkpoint key as kept in a key file: "ed25519:" and the base64 of a
+// 32-byte seed (signs), "ed25519-pub:" and the base64 of a public key (verifies only),
+// or "hmac:" and the base64 of a secret. Surrounding space is ignored.
+func ParseKey(s string) (Signer, error) {
+	kind, b64, ok := strings.Cut(strings.TrimSpace(s), ":")
+	if !ok {
+		return nil, ErrBadKey
+	}
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+	}
+	switch {
+	case kind == "ed25519" && len(raw) == ed25519.SeedSize:
+		return NewEd25519Signer(ed25519.NewKeyFromSeed(raw)), nil
+	case kind == "ed25519-pub" && len(raw) == ed25519.PublicKeySize:
+		return NewEd25519Verifier(raw), nil
+	case kind == "hmac" && len(raw) >= 16:
+		return NewHMACSigner(raw), nil
+	}
+	return nil, fmt.Errorf("%w: %s key of %d bytes", ErrBadKey, kind, len(raw))
+}
+
+// PublicKey is the verify-only form of s for auditors ("ed25519-pub:…"); an HMAC key has
+// none and returns "".
+func PublicKey(s Signer) string {
+	if ed, ok := s.(*Ed25519Signer); ok {
+		return "ed25519-pub:" + base64.StdEncoding.EncodeToString(ed.pub)
+	}
+	return ""
 }
