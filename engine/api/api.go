@@ -25,6 +25,8 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Ready reports whether the engine can accept work (store and NATS reachable).
 	Ready func() error
+	// Authorize, when set, admits a request to the audit API or says why not.
+	Authorize func(r *http.Request) error
 	// Approvals serves the approvals API and page and the kill switch
 	// (engine/approval.Handler).
 	Approvals http.Handler
@@ -49,22 +51,7 @@ func Handler(o Options) http.Handler {
 	if o.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
 	}
-	mux.HandleFunc("GET /api/v1/audit/events", func(w http.ResponseWriter, r *http.Request) {
-		f, err := ParseFilter(r.URL.Query().Get)
-		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-			return
-		}
-		evs, err := o.Store.Query(r.Context(), f)
-		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-			return
-		}
-		if evs == nil {
-			evs = []audit.Event{}
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"events": evs})
-	})
+	registerAudit(mux, o)
 	if o.Approvals != nil {
 		for _, p := range []string{"/api/v1/approvals", "/api/v1/approvals/", "/api/v1/pause", "/api/v1/resume", "/approvals", "/approvals/"} {
 			mux.Handle(p, o.Approvals)
@@ -78,8 +65,8 @@ func Handler(o Options) http.Handler {
 }
 
 // ParseFilter reads an audit filter from query parameters: node, action, kind, type,
-// outcome, correlation_id, since and until (RFC 3339 or a duration back from now such as
-// 1h), limit.
+// outcome, actor, correlation_id, since and until (RFC 3339 or a duration back from now
+// such as 1h), after_seq, order (asc or desc), limit.
 func ParseFilter(get func(string) string) (audit.Filter, error) {
 	f := audit.Filter{
 		Node: get("node"), Action: get("action"), Kind: get("kind"), Type: audit.Type(get("type")),
@@ -97,7 +84,7 @@ func ParseFilter(get func(string) string) (audit.Filter, error) {
 			return f, fmt.Errorf("limit: %q is not a number between 1 and 100000", l)
 		}
 	}
-	return f, nil
+	return f, parseAuditExtras(get, &f)
 }
 
 func parseTime(s string) (time.Time, error) {

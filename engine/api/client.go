@@ -31,9 +31,26 @@ func (c *Client) Events(ctx context.Context, q url.Values) ([]audit.Event, error
 }
 
 func (c *Client) get(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+path, nil)
+	resp, err := c.do(ctx, path)
 	if err != nil {
 		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read response: %w", err)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("decode response: %w", err)
+	}
+	return nil
+}
+
+// do sends an authenticated GET and returns the response of a 200, or the server's error.
+func (c *Client) do(ctx context.Context, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+path, nil)
+	if err != nil {
+		return nil, err
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
@@ -44,24 +61,17 @@ func (c *Client) get(ctx context.Context, path string, v any) error {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("remedy server %s: %w", c.BaseURL, err)
+		return nil, fmt.Errorf("remedy server %s: %w", c.BaseURL, err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return resp, nil
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("read response: %w", err)
+	var e struct {
+		Error string `json:"error"`
 	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return fmt.Errorf("remedy server: %s: %s", resp.Status, e.Error)
-		}
-		return fmt.Errorf("remedy server: %s", resp.Status)
+	if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&e) == nil && e.Error != "" {
+		return nil, fmt.Errorf("remedy server: %s: %s", resp.Status, e.Error)
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("decode response: %w", err)
-	}
-	return nil
+	return nil, fmt.Errorf("remedy server: %s", resp.Status)
 }
