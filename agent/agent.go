@@ -8,6 +8,7 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/remedyhq/remedy/agent/journal"
 	"github.com/remedyhq/remedy/engine/bus"
 	"github.com/remedyhq/remedy/executors"
+	"github.com/remedyhq/remedy/executors/signed"
 )
 
 // Options configure an agent.
@@ -32,6 +34,9 @@ type Options struct {
 	Registry *executors.Registry
 	// DryRun forces every action to a dry run, whatever the engine sent.
 	DryRun bool
+	// VerifyKey, when set, makes the agent refuse actions not signed by the engine's
+	// key (executors/signed).
+	VerifyKey ed25519.PublicKey
 	// ActionTimeout bounds one execution (default 2m).
 	ActionTimeout time.Duration
 	Logger        *slog.Logger
@@ -103,9 +108,18 @@ func Run(ctx context.Context, o Options) error {
 }
 
 func (a *Agent) handle(ctx context.Context, msg jetstream.Msg) error {
-	var req executors.Request
-	if err := json.Unmarshal(msg.Data(), &req); err != nil || req.ID == "" {
+	req, err := signed.Open(msg.Data(), a.o.VerifyKey)
+	if req.ID == "" {
 		a.log.Error("undecodable action; dropped", "subject", msg.Subject(), "err", err)
+		return bus.ErrTerminal
+	}
+	if err != nil {
+		// Not from the engine: refuse without touching the journal (a forged action must
+		// not pre-empt the real one with the same id), and report the refusal.
+		a.log.Warn("action refused", "action_id", req.ID, "action", req.Action, "err", err)
+		if perr := a.publish(ctx, executors.Failure(req, a.o.Now(), executors.Refused, err)); perr != nil {
+			return perr
+		}
 		return bus.ErrTerminal
 	}
 	res, err := a.Execute(ctx, req)
@@ -161,5 +175,5 @@ func (a *Agent) publish(ctx context.Context, res executors.Result) error {
 	if err != nil {
 		return fmt.Errorf("encode result: %w", err)
 	}
-	return bus.Publish(ctx, a.js, bus.ResultSubject(a.o.Node), "result:"+res.ID, b)
+	return bus.Publish(ctx, a.js, bus.ResultSubject(a.o.Node), "result:"+res.ID+":"+string(res.Status), b)
 }

@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"os/exec"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/remedyhq/remedy/engine/bus"
 	"github.com/remedyhq/remedy/engine/bus/embedded"
 	"github.com/remedyhq/remedy/executors"
+	"github.com/remedyhq/remedy/executors/signed"
 )
 
 // counter is an executor that counts real executions.
@@ -49,6 +51,7 @@ func TestActionRunsOnceAcrossRedeliveryAndRestart(t *testing.T) {
 	}
 	c := &counter{}
 	state := t.TempDir()
+	pub, key, _ := ed25519.GenerateKey(nil)
 	runAgent := func() (stop func()) {
 		reg := executors.NewRegistry()
 		if err := reg.Add(executors.OnNode, c); err != nil {
@@ -58,20 +61,24 @@ func TestActionRunsOnceAcrossRedeliveryAndRestart(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if err := agent.Run(actx, agent.Options{Node: "n1", NATSURL: ns.ClientURL(), StateDir: state, Registry: reg}); err != nil {
+			if err := agent.Run(actx, agent.Options{Node: "n1", NATSURL: ns.ClientURL(), StateDir: state, Registry: reg, VerifyKey: pub}); err != nil {
 				t.Error(err)
 			}
 		}()
 		return func() { acancel(); <-done }
 	}
-	publish := func(req executors.Request, msgID string) {
-		b, _ := json.Marshal(req)
+	publishWith := func(req executors.Request, msgID string, k ed25519.PrivateKey) {
+		b, err := signed.Seal(req, k)
+		if err != nil {
+			t.Fatal(err)
+		}
 		// A distinct message id defeats the stream's duplicate window, as a redelivery
 		// after the window would.
 		if err := bus.Publish(ctx, js, bus.ActionSubject(req.Node), msgID, b); err != nil {
 			t.Fatal(err)
 		}
 	}
+	publish := func(req executors.Request, msgID string) { publishWith(req, msgID, key) }
 	results := make(chan executors.Result, 10)
 	sub, err := nc.Subscribe(bus.ResultSubject("n1"), func(m *nats.Msg) {
 		var r executors.Result
@@ -99,6 +106,20 @@ func TestActionRunsOnceAcrossRedeliveryAndRestart(t *testing.T) {
 
 	stop := runAgent()
 	req := executors.Request{ID: "a1", Action: "test.count", Node: "n1", CorrelationID: "c1", Deadline: time.Now().Add(time.Minute)}
+	// Forged copies, published straight on NATS, are refused and reported, and do not
+	// keep the real action from running.
+	_, otherKey, _ := ed25519.GenerateKey(nil)
+	publishWith(req, "forged-unsigned", nil)
+	if r := next("a1"); r.Status != executors.Refused || r.Message != "action is not signed" {
+		t.Fatalf("unsigned action: %+v", r)
+	}
+	publishWith(req, "forged-key", otherKey)
+	if r := next("a1"); r.Status != executors.Refused || r.Message != "action signature does not verify" {
+		t.Fatalf("wrongly signed action: %+v", r)
+	}
+	if c.n.Load() != 0 {
+		t.Fatal("a forged action ran")
+	}
 	publish(req, "m1")
 	if r := next("a1"); r.Status != executors.Succeeded || r.ID != "a1" || r.CorrelationID != "c1" {
 		t.Fatalf("first result = %+v", r)

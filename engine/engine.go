@@ -546,8 +546,10 @@ func (e *Engine) RecordResult(ctx context.Context, r executors.Result) error {
 	if r.ID == "" {
 		return errors.New("result without action id")
 	}
+	// The status is part of the key: a refusal of a forged copy of an action must not
+	// take the place of the real action's result.
 	ev := audit.Event{Type: audit.ActionResult, CorrelationID: r.CorrelationID, Node: r.Node, Action: r.Action,
-		ActionID: r.ID, Actor: "agent:" + r.Node, Outcome: string(r.Status), Key: "result:" + r.ID, Detail: mustJSON(r)}
+		ActionID: r.ID, Actor: "agent:" + r.Node, Outcome: string(r.Status), Key: "result:" + r.ID + ":" + string(r.Status), Detail: mustJSON(r)}
 	ins, err := e.o.Store.Append(ctx, ev)
 	if err != nil {
 		return fmt.Errorf("record result: %w", err)

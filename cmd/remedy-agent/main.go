@@ -18,6 +18,7 @@ import (
 	"github.com/remedyhq/remedy/agent"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/catalog"
+	"github.com/remedyhq/remedy/executors/signed"
 )
 
 const usage = `remedy-agent — remedy's node executor
@@ -64,6 +65,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.BoolVar(&o.DryRun, "dry-run", false, "report what each action would change, change nothing")
 	fs.DurationVar(&o.ActionTimeout, "action-timeout", 2*time.Minute, "time limit of one action")
 	hostRoot := fs.String("host-root", "/", "where the host's / is mounted (/host in a pod)")
+	verifyKey := fs.String("verify-key", "", "engine's ed25519 public key (PEM); when set, unsigned or wrongly signed actions are refused")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -73,6 +75,15 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: l}))
+	if *verifyKey != "" {
+		k, err := signed.LoadPublicKey(*verifyKey)
+		if err != nil {
+			return err
+		}
+		o.VerifyKey = k
+	} else {
+		o.Logger.Warn("no --verify-key: actions are not authenticated; anyone who can publish on the action subject can act on this node")
+	}
 	o.Registry = executors.NewRegistry()
 	if err := o.Registry.Add(executors.OnNode, catalog.Node(catalog.Options{HostRoot: *hostRoot})...); err != nil {
 		return err

@@ -6,6 +6,7 @@ package transport
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/remedyhq/remedy/engine/bus"
 	"github.com/remedyhq/remedy/engine/signal"
 	"github.com/remedyhq/remedy/executors"
+	"github.com/remedyhq/remedy/executors/signed"
 )
 
 // Consumer names of the engine.
@@ -25,14 +27,19 @@ const (
 )
 
 // Dispatcher publishes actions; it satisfies engine.Dispatcher.
-type Dispatcher struct{ JS jetstream.JetStream }
+type Dispatcher struct {
+	JS jetstream.JetStream
+	// Key signs every action (agents with the public key refuse anything else); nil
+	// sends unsigned actions.
+	Key ed25519.PrivateKey
+}
 
 // Dispatch publishes an action with its id as message id, so a re-dispatch after a
 // crash is dropped by the stream's duplicate window.
 func (d Dispatcher) Dispatch(ctx context.Context, req executors.Request) error {
-	b, err := json.Marshal(req)
+	b, err := signed.Seal(req, d.Key)
 	if err != nil {
-		return fmt.Errorf("encode action: %w", err)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
