@@ -269,10 +269,24 @@ func (s *Store) Query(ctx context.Context, f audit.Filter) ([]audit.Event, error
 		args = append(args, v)
 		where = append(where, cond+" "+s.ph(len(args)))
 	}
+	// Indexed columns, most selective first: only the first one given is compared so
+	// that its index can serve; the others are compared as expressions (col || ''), which
+	// no index matches. Without this SQLite, lacking statistics, may walk the type index
+	// through every row of a common type to find one node's hundred.
+	indexed := false
 	for _, c := range []struct{ col, v string }{
-		{"node", f.Node}, {"action", f.Action}, {"kind", f.Kind}, {"type", string(f.Type)},
-		{"outcome", f.Outcome}, {"actor", f.Actor}, {"correlation_id", f.CorrelationID},
+		{"correlation_id", f.CorrelationID}, {"node", f.Node}, {"action", f.Action}, {"type", string(f.Type)},
 	} {
+		switch {
+		case c.v == "":
+		case indexed:
+			add("("+c.col+" || '') =", c.v)
+		default:
+			add(c.col+" =", c.v)
+			indexed = true
+		}
+	}
+	for _, c := range []struct{ col, v string }{{"kind", f.Kind}, {"outcome", f.Outcome}, {"actor", f.Actor}} {
 		if c.v != "" {
 			add(c.col+" =", c.v)
 		}
