@@ -351,9 +351,13 @@ func (d *Detector) judge(n nic, prev, cur *sample, online []int) *detect.Finding
 		ncpu = online[len(online)-1] + 1
 	}
 	cpus := nodefs.FormatCPUList(n.spread.CPUs())
+	load := fmt.Sprintf("cpu %d took %.0f%% of %d interrupts, NET_RX %+.0f/s, softirq %.0f%% of its time", cpu, 100*share, total, netRX, 100*softirq)
+	if total == 0 {
+		load = "no interrupts on these queues over the interval: the skew costs nothing until traffic comes"
+	}
 	evidence := []string{
 		fmt.Sprintf("%d queue irqs (%d queues) of %s served by cpus %s: %d of %d possible", len(n.irqs), n.queues, n.iface, cpus, spread, n.possible),
-		fmt.Sprintf("cpu %d took %.0f%% of %d interrupts, NET_RX %+.0f/s, softirq %.0f%% of its time", cpu, 100*share, total, netRX, 100*softirq),
+		load,
 	}
 	for i, q := range n.irqs {
 		aff := n.affinity[i]
