@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/remedyhq/remedy/nodefs"
 )
 
 // Node is a fixture node being replayed. Root is the host root to give nodefs.New.
@@ -123,4 +125,20 @@ func CPUTime(tb testing.TB) time.Duration {
 // shared machine wall time includes waiting for a core, CPU time does not.
 func ReportCPU(b *testing.B, c0 time.Duration) {
 	b.ReportMetric(float64((CPUTime(b)-c0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
+// Replay loads fixture node name and builds a detector over its root with build, which
+// gets the fixture's FS and a fake clock stepping one second per call.
+func Replay[D any](tb testing.TB, name string, build func(fs nodefs.FS, now func() time.Time) (D, error)) (*Node, D) {
+	tb.Helper()
+	n := Load(tb, name)
+	fs, err := nodefs.New(n.Root)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	d, err := build(fs, NewClock().Now)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n, d
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -17,17 +18,9 @@ import (
 )
 
 func replay(t *testing.T, name string, reg prometheus.Registerer) (*detecttest.Node, *Detector) {
-	t.Helper()
-	n := detecttest.Load(t, name)
-	fs, err := nodefs.New(n.Root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(fs, Options{Registerer: reg, Now: detecttest.NewClock().Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n, d
+	return detecttest.Replay(t, name, func(fs nodefs.FS, now func() time.Time) (*Detector, error) {
+		return New(fs, Options{Registerer: reg, Now: now})
+	})
 }
 
 func TestSkewedNodeFlagged(t *testing.T) {
@@ -171,15 +164,9 @@ func TestNewErrors(t *testing.T) {
 // TestRediscoveryKeepsDeltas: rediscovering the same IRQs must not turn a scan into a
 // baseline (that would break the runner's consecutive-scan count).
 func TestRediscoveryKeepsDeltas(t *testing.T) {
-	n := detecttest.Load(t, "skewed8")
-	fs, err := nodefs.New(n.Root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(fs, Options{RediscoverEvery: 1, Now: detecttest.NewClock().Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, d := detecttest.Replay(t, "skewed8", func(fs nodefs.FS, now func() time.Time) (*Detector, error) {
+		return New(fs, Options{RediscoverEvery: 1, Now: now})
+	})
 	var per []int
 	for i := 0; i < 4 && n.Next(t); i++ {
 		found, err := d.Scan(context.Background())

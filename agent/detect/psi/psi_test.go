@@ -23,18 +23,10 @@ import (
 )
 
 func replay(t *testing.T, name string, opts Options) (*detecttest.Node, *Detector) {
-	t.Helper()
-	n := detecttest.Load(t, name)
-	fs, err := nodefs.New(n.Root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Now = detecttest.NewClock().Now
-	d, err := New(fs, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n, d
+	return detecttest.Replay(t, name, func(fs nodefs.FS, now func() time.Time) (*Detector, error) {
+		opts.Now = now
+		return New(fs, opts)
+	})
 }
 
 const (
