@@ -145,11 +145,31 @@ type Guards struct {
 	last     map[string]time.Time            // node/action -> last allowed
 	buckets  map[string]*bucket
 	inflight map[string]outNode // node -> remedy's own in-flight take-out
+	// memo answers a repeated check of one action (a signal decided twice: a duplicate
+	// delivery, the sweep) with the first verdict, so nothing is consumed twice.
+	memo map[memoKey]memoEntry
 
 	refusals *prometheus.CounterVec
 	breaker  *prometheus.GaugeVec
 	pausedG  prometheus.Gauge
 }
+
+type memoKey struct {
+	id       string
+	approved bool
+}
+
+type memoEntry struct {
+	v  Verdict
+	at time.Time
+}
+
+// InflightTTL is how long remedy counts its own take-out of a node that the facts never
+// showed out.
+const InflightTTL = time.Hour
+
+// memoTTL bounds how long a verdict is remembered.
+const memoTTL = time.Hour
 
 type sighting struct {
 	key string
@@ -174,7 +194,7 @@ func New(o Options) *Guards {
 	}
 	g := &Guards{cfg: o.Config, store: o.Store, facts: o.Facts, now: o.Now,
 		tripped: map[string]bool{}, firing: map[string]map[string]time.Time{}, seen: map[string][]sighting{},
-		last: map[string]time.Time{}, buckets: map[string]*bucket{}, inflight: map[string]outNode{},
+		last: map[string]time.Time{}, buckets: map[string]*bucket{}, inflight: map[string]outNode{}, memo: map[memoKey]memoEntry{},
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "remedy_guard_refusals_total", Help: "Actions the guards refused, held or made dry runs, by reason.",
 		}, []string{"reason"}),
@@ -195,11 +215,16 @@ func New(o Options) *Guards {
 func (g *Guards) Config() Config { return g.cfg }
 
 // Check runs every guard in order; the first that does not allow decides. Nothing is
-// consumed (rate tokens, cooldown, blast radius) unless the verdict is Allow or DryRun.
+// consumed (rate tokens, cooldown, blast radius) unless the verdict is Allow. A second
+// check of the same action (same ActionID) returns the first verdict.
 func (g *Guards) Check(ctx context.Context, c Candidate) Verdict {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
+	mk := memoKey{id: c.ActionID, approved: c.Approved}
+	if e, ok := g.memo[mk]; ok && c.ActionID != "" && now.Sub(e.at) < memoTTL {
+		return e.v
+	}
 	v := g.check(ctx, c, now)
 	if v.Outcome == Refuse && slices.Contains(g.cfg.Approval.HoldOnRefusal, v.Reason) && !c.Approved {
 		v.Outcome = Hold
@@ -207,14 +232,21 @@ func (g *Guards) Check(ctx context.Context, c Candidate) Verdict {
 	if v.Outcome == Allow {
 		v = g.approval(c, v)
 	}
-	switch v.Outcome {
-	case Allow:
+	if v.Outcome == Allow { // a dry run changes nothing: it takes no token and no slot
 		g.commit(c, now)
-	case DryRun:
-		// A dry run changes nothing: it takes no token and no blast-radius slot.
 	}
 	if v.Reason != "" {
 		g.refusals.WithLabelValues(string(v.Reason)).Inc()
+	}
+	if c.ActionID != "" {
+		if len(g.memo) > 4096 {
+			for k, e := range g.memo {
+				if now.Sub(e.at) >= memoTTL {
+					delete(g.memo, k)
+				}
+			}
+		}
+		g.memo[mk] = memoEntry{v: v, at: now}
 	}
 	return v
 }
@@ -387,7 +419,7 @@ func (g *Guards) blast(ctx context.Context, c Candidate) ([]BlastStatus, Verdict
 		return nil, Verdict{}
 	}
 	nodes, listed := g.list(ctx)
-	g.settle(ctx)
+	g.settle(ctx, g.now())
 	var out []BlastStatus
 	var refusal Verdict
 	for _, r := range rules {
@@ -436,14 +468,19 @@ func (g *Guards) blast(ctx context.Context, c Candidate) ([]BlastStatus, Verdict
 		}
 		st.Limit = limit(r, st.Total)
 		out = append(out, st)
-		adds := !c.NodeFacts.Unschedulable && !counted[c.Node]
-		if adds && st.Out+1 > st.Limit && refusal.Outcome == "" {
+		// The node itself may be counted already (remedy's earlier cordon, not visible
+		// yet, or gone): it counts once.
+		others := st.Out
+		if counted[c.Node] {
+			others--
+		}
+		if !c.NodeFacts.Unschedulable && others+1 > st.Limit && refusal.Outcome == "" {
 			where := "cluster"
 			if group != "" {
 				where = r.GroupBy + "=" + group
 			}
 			refusal = Verdict{Outcome: Refuse, Reason: ReasonBlastRadius,
-				Message: fmt.Sprintf("%s: %d of %d nodes already out in %s, limit %d", r.Name, st.Out, st.Total, where, st.Limit)}
+				Message: fmt.Sprintf("%s: %d of %d nodes already out in %s, limit %d", r.Name, others, st.Total, where, st.Limit)}
 		}
 	}
 	return out, refusal
@@ -473,9 +510,14 @@ func (g *Guards) list(ctx context.Context) ([]facts.Node, bool) {
 }
 
 // settle drops in-flight entries the facts have caught up with: a node shown cordoned
-// and later schedulable again was put back by someone.
-func (g *Guards) settle(ctx context.Context) {
+// and later schedulable again was put back by someone. An entry the facts never showed
+// out is dropped after InflightTTL (the action failed, or someone undid it at once).
+func (g *Guards) settle(ctx context.Context, now time.Time) {
 	for name, o := range g.inflight {
+		if !o.seenOut && now.Sub(o.since) > InflightTTL {
+			delete(g.inflight, name)
+			continue
+		}
 		n, err := g.facts.Node(ctx, name)
 		if err != nil || !n.Known {
 			continue

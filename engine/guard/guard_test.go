@@ -189,3 +189,18 @@ func TestGuards(t *testing.T) {
 		})
 	}
 }
+
+func TestRepeatedCheckOfOneActionConsumesOnce(t *testing.T) {
+	g := New(Options{Config: must(t, "rate_limits: [{action: a, rate: 1, every: 1h}]"), Now: newClock().now})
+	c := cand("a", "n1")
+	c.ActionID = "id1"
+	for i := range 3 {
+		if v := g.Check(context.Background(), c); v.Outcome != Allow {
+			t.Fatalf("check %d of the same action: %+v", i, v)
+		}
+	}
+	c.ActionID = "id2"
+	if v := g.Check(context.Background(), c); v.Reason != ReasonRateLimit {
+		t.Fatalf("another action: %+v", v)
+	}
+}
