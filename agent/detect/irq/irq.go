@@ -26,6 +26,9 @@ import (
 	"github.com/remedyhq/remedy/nodefs"
 )
 
+// ServingShare is the share of a NIC's interrupts a CPU must take to count as serving it.
+const ServingShare = 0.05
+
 // Defaults of Options.
 const (
 	DefaultMinSpread = 0.5
@@ -318,10 +321,15 @@ func (d *Detector) judge(n nic, prev, cur *sample, online []int) *detect.Finding
 		deltas = append(deltas, delta)
 	}
 	d.deltas = deltas
-	busiest := 0
+	// Serving CPUs are those that took a real share of the interrupts; where the kernel
+	// has no effective_affinity, a wide smp_affinity can hide that one CPU takes all.
+	busiest, serving := 0, 0
 	for col, v := range perCPU {
 		if v > perCPU[busiest] {
 			busiest = col
+		}
+		if total > 0 && float64(v) >= ServingShare*float64(total) {
+			serving++
 		}
 	}
 	cpu := busiest
@@ -342,7 +350,7 @@ func (d *Detector) judge(n nic, prev, cur *sample, online []int) *detect.Finding
 	if cpu < len(cur.cpu) && cpu < len(prev.cpu) && cur.cpu[cpu].Total > prev.cpu[cpu].Total && cur.cpu[cpu].SoftIRQ >= prev.cpu[cpu].SoftIRQ {
 		softirq = float64(cur.cpu[cpu].SoftIRQ-prev.cpu[cpu].SoftIRQ) / float64(cur.cpu[cpu].Total-prev.cpu[cpu].Total)
 	}
-	d.m.observeLoad(n.iface, share, softirq, rate)
+	d.m.observeLoad(n.iface, share, softirq, rate, serving)
 	if !skewed {
 		return nil
 	}
@@ -373,7 +381,7 @@ func (d *Detector) judge(n nic, prev, cur *sample, online []int) *detect.Finding
 			"queue_irqs": float64(len(n.irqs)), "queues": float64(n.queues), "spread_cpus": float64(spread),
 			"possible_cpus": float64(n.possible), "spread_ratio": ratio, "busiest_cpu": float64(cpu),
 			"busiest_share": share, "interrupts_per_second": rate, "busiest_net_rx_per_second": netRX,
-			"busiest_softirq_ratio": softirq,
+			"busiest_softirq_ratio": softirq, "serving_cpus": float64(serving),
 		},
 		Evidence: evidence,
 	}
@@ -384,7 +392,7 @@ func (d *Detector) judge(n nic, prev, cur *sample, online []int) *detect.Finding
 // every series each scan.
 type metrics struct {
 	queueIRQs, spreadCPUs, possible, ratio, skewed *prometheus.GaugeVec
-	share, softirq, rate                           *prometheus.GaugeVec
+	share, softirq, rate, serving                  *prometheus.GaugeVec
 	affinity                                       *prometheus.GaugeVec
 	seen, seenNow                                  map[string]bool      // ifaces
 	affLabels                                      map[string]affSeries // by iface/irq
@@ -404,16 +412,17 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 		share:      g("busiest_cpu_share", "Share of the NIC's interrupts on its busiest CPU over the last scan.", "iface"),
 		softirq:    g("busiest_cpu_softirq_ratio", "Share of the busiest CPU's time spent in softirq over the last scan.", "iface"),
 		rate:       g("interrupts_per_second", "Interrupts of the NIC's queues per second over the last scan.", "iface"),
+		serving:    g("serving_cpus", "CPUs that took at least 5% of the NIC's queue interrupts over the last scan.", "iface"),
 		affinity:   g("queue_affinity_info", "Where each NIC queue IRQ is routed (cpus label); always 1.", "iface", "irq", "name", "cpus"),
 		seen:       map[string]bool{}, seenNow: map[string]bool{},
 		affLabels: map[string]affSeries{}, affNow: map[string]bool{},
 	}
-	err := detect.Register(reg, m.queueIRQs, m.spreadCPUs, m.possible, m.ratio, m.skewed, m.share, m.softirq, m.rate, m.affinity)
+	err := detect.Register(reg, m.queueIRQs, m.spreadCPUs, m.possible, m.ratio, m.skewed, m.share, m.softirq, m.rate, m.serving, m.affinity)
 	return m, err
 }
 
 func (m metrics) perIface() []*prometheus.GaugeVec {
-	return []*prometheus.GaugeVec{m.queueIRQs, m.spreadCPUs, m.possible, m.ratio, m.skewed, m.share, m.softirq, m.rate}
+	return []*prometheus.GaugeVec{m.queueIRQs, m.spreadCPUs, m.possible, m.ratio, m.skewed, m.share, m.softirq, m.rate, m.serving}
 }
 
 // begin starts a scan's updates; end deletes what the scan did not update.
@@ -474,7 +483,8 @@ type affSeries struct {
 	mask   nodefs.CPUMask
 }
 
-func (m metrics) observeLoad(iface string, share, softirq, rate float64) {
+func (m metrics) observeLoad(iface string, share, softirq, rate float64, serving int) {
+	m.serving.WithLabelValues(iface).Set(float64(serving))
 	m.share.WithLabelValues(iface).Set(share)
 	m.softirq.WithLabelValues(iface).Set(softirq)
 	m.rate.WithLabelValues(iface).Set(rate)

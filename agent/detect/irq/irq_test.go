@@ -49,7 +49,7 @@ func TestSkewedNodeFlagged(t *testing.T) {
 	want := map[string]float64{
 		"queue_irqs": 9, "queues": 9, "spread_cpus": 2, "possible_cpus": 8, "spread_ratio": 0.25,
 		"busiest_cpu": 5, "busiest_share": 5.0 / 9, "interrupts_per_second": 450000,
-		"busiest_net_rx_per_second": 500000, "busiest_softirq_ratio": 0.91,
+		"busiest_net_rx_per_second": 500000, "busiest_softirq_ratio": 0.91, "serving_cpus": 2,
 	}
 	for k, v := range want {
 		if math.Abs(f.Values[k]-v) > 1e-9 {
@@ -72,6 +72,9 @@ func TestSkewedNodeFlagged(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(d.m.spreadCPUs.WithLabelValues("eth0")); got != 8 {
 		t.Errorf("remedy_irq_spread_cpus after rebalance = %v", got)
+	}
+	if got := testutil.ToFloat64(d.m.serving.WithLabelValues("eth0")); got != 8 {
+		t.Errorf("remedy_irq_serving_cpus after rebalance = %v", got)
 	}
 	if n, err := testutil.GatherAndCount(reg, "remedy_irq_queue_affinity_info"); err != nil || n != 9 {
 		t.Errorf("affinity info series = %d, %v", n, err)
