@@ -412,6 +412,9 @@ func checkEngine(t *testing.T, objs []object) {
 		if !natsPort || hasNATS {
 			t.Errorf("embedded: the Service must carry the in-process NATS (port 4222: %v) and no NATS cluster (%v)", natsPort, hasNATS)
 		}
+		if !slices.Contains(c.Args, "--dry-run") {
+			t.Errorf("embedded engine args %v: a first install starts in dry run", c.Args)
+		}
 		if !slices.Contains(c.Args, "--nats-listen=0.0.0.0:4222") {
 			t.Errorf("embedded engine args %v: the in-process NATS must listen beyond loopback", c.Args)
 		}
