@@ -2,7 +2,7 @@
 
 // gen writes the fixture node trees under testdata/nodes: each node is a base tree
 // (base/proc, base/sys) plus one overlay per scan (scanN/...) holding the files that
-// change between scans. Run from agent/detect: go run ./testdata/gen.go
+// change between scans. Run from agent/detect: go run ./testdata/gen.go [DIR]
 package main
 
 import (
@@ -92,7 +92,7 @@ func maskHex(cpu, ncpu int) string {
 }
 
 func (n node) base(c *counters) {
-	root := filepath.Join(n.dir, "base")
+	root := filepath.Join(outDir, n.dir, "base")
 	must(os.RemoveAll(root))
 	write(filepath.Join(root, "proc/1/README"), "procfs reads /proc/interrupts through pid 1\n")
 	write(filepath.Join(root, "sys/devices/system/cpu/online"), fmt.Sprintf("0-%d\n", n.ncpu-1))
@@ -122,21 +122,12 @@ func (n node) base(c *counters) {
 	// lo has no device: detectors must skip it.
 	write(filepath.Join(root, "sys/devices/virtual/net/lo/mtu"), "65536\n")
 	symlink("../../devices/virtual/net/lo", filepath.Join(root, "sys/class/net/lo"))
-	for i, l := range n.cgRoot(root) {
-		_ = i
-		_ = l
-	}
-}
-
-// cgRoot returns the cgroup v2 mount of the tree.
-func (n node) cgRoot(root string) []string {
-	p := filepath.Join(root, "sys/fs/cgroup", n.cg)
-	write(filepath.Join(p, "cgroup.controllers"), "cpuset cpu io memory pids\n")
-	return nil
+	// The cgroup v2 mount: sys/fs/cgroup, or sys/fs/cgroup/unified on a hybrid host.
+	write(filepath.Join(root, "sys/fs/cgroup", n.cg, "cgroup.controllers"), "cpuset cpu io memory pids\n")
 }
 
 func (n node) scan(i int, c *counters) {
-	root := filepath.Join(n.dir, fmt.Sprintf("scan%d", i))
+	root := filepath.Join(outDir, n.dir, fmt.Sprintf("scan%d", i))
 	must(os.RemoveAll(root))
 	var b strings.Builder
 	b.WriteString("    ")
@@ -333,7 +324,7 @@ func (c *counters) load(cpus map[int]uint64) {
 }
 
 func skewed8() {
-	n := node{dir: "testdata/nodes/skewed8", ncpu: 8,
+	n := node{dir: "skewed8", ncpu: 8,
 		nics:   []nic{{name: "eth0", pci: "0000:00:02.0", virtio: -1, irqs: []int{24, 25, 26, 27, 28, 29, 30, 31, 32}, ctrl: 33}},
 		others: []irqLine{{n: 4, chip: "IO-APIC", name: "ttyS0"}}}
 	c := newCounters(n)
@@ -366,7 +357,7 @@ func skewed8() {
 }
 
 func balanced8() {
-	n := node{dir: "testdata/nodes/balanced8", ncpu: 8,
+	n := node{dir: "balanced8", ncpu: 8,
 		nics:   []nic{{name: "eth0", pci: "0000:00:02.0", virtio: -1, irqs: []int{24, 25, 26, 27, 28, 29, 30, 31, 32}, ctrl: 33}},
 		others: []irqLine{{n: 4, chip: "IO-APIC", name: "ttyS0"}}}
 	c := newCounters(n)
@@ -383,7 +374,7 @@ func balanced8() {
 }
 
 func node96() {
-	n := node{dir: "testdata/nodes/node96", ncpu: 96, cg: "unified",
+	n := node{dir: "node96", ncpu: 96, cg: "unified",
 		nics: []nic{{name: "eth0", pci: "0000:00:02.0", virtio: -1, numa: 0, ctrl: 33}}}
 	for q := range 32 {
 		n.nics[0].irqs = append(n.nics[0].irqs, 34+q)
@@ -417,7 +408,7 @@ func node96() {
 }
 
 func virtio1q() {
-	n := node{dir: "testdata/nodes/virtio1q", ncpu: 2,
+	n := node{dir: "virtio1q", ncpu: 2,
 		nics:   []nic{{name: "eth0", pci: "0000:00:03.0", virtio: 2, numa: -1, irqs: []int{38, 39}, ctrl: 37}},
 		others: []irqLine{{n: 4, chip: "IO-APIC", name: "ttyS0"}}}
 	c := newCounters(n)
@@ -432,7 +423,7 @@ func virtio1q() {
 // psi holds a node with each PSI shape: cpu without a full line (kernels before 5.13),
 // memory quiet, io with full stalls; a throttled pod, a contended pod and an idle pod.
 func psi() {
-	n := node{dir: "testdata/nodes/psi", ncpu: 4}
+	n := node{dir: "psi", ncpu: 4}
 	c := newCounters(n)
 	throttled := "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod11111111_2222_3333_4444_555555555555.slice"
 	contended := "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod66666666_7777_8888_9999_000000000000.slice"
@@ -463,7 +454,13 @@ func psi() {
 	}
 }
 
+// outDir is where the nodes are written: testdata/nodes, or the first argument.
+var outDir = "testdata/nodes"
+
 func main() {
+	if len(os.Args) > 1 {
+		outDir = os.Args[1]
+	}
 	skewed8()
 	balanced8()
 	node96()
