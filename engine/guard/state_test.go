@@ -13,18 +13,6 @@ import (
 	"github.com/remedyhq/remedy/engine/facts"
 )
 
-// lister is a facts provider that can list its nodes.
-type lister struct{ facts.Static }
-
-func (l lister) List(context.Context) ([]facts.Node, error) {
-	var out []facts.Node
-	for name, n := range l.Nodes {
-		n.Name, n.Known = name, true
-		out = append(out, n)
-	}
-	return out, nil
-}
-
 func TestBlastRadiusPerZoneCountsOthersCordons(t *testing.T) {
 	nodes := map[string]facts.Node{}
 	for i := range 8 {
@@ -38,7 +26,7 @@ func TestBlastRadiusPerZoneCountsOthersCordons(t *testing.T) {
 	n0 := nodes["n0"]
 	n0.Unschedulable, n0.CordonedBy = true, "other"
 	nodes["n0"] = n0
-	f := lister{facts.Static{Nodes: nodes}}
+	f := listingFacts{&liveFacts{nodes: nodes}}
 	cfg := must(t, "blast_radius: [{name: zone, group_by: zone, max_percent: 50}, {name: gpu, selector: {pool: gpu}, max_nodes: 3}]")
 	g := New(Options{Config: cfg, Facts: f, Now: newClock().now})
 	check := func(node string) Verdict {
