@@ -101,6 +101,7 @@ type Detector struct {
 	prev       *Reading
 	polled     time.Duration // monotonic time of the last poll
 	events     []Event
+	busy       time.Duration // spent polling IMDS in the previous scan
 	m          metrics
 	polledOnce bool
 }
@@ -150,11 +151,17 @@ func (d *Detector) Scan(ctx context.Context) ([]detect.Finding, error) {
 		return out, nil
 	}
 	var err error
+	d.busy = 0
 	if !d.polledOnce || now.Mono-d.polled >= d.opts.IMDSInterval {
+		// A failed poll waits for the next interval too: an unreachable IMDS must not
+		// hold up every scan for its timeout.
+		d.polled, d.polledOnce = now.Mono, true
+		start := time.Now()
 		var evs []Event
 		evs, err = d.poll(ctx)
+		d.busy = time.Since(start)
 		if err == nil {
-			d.events, d.polled, d.polledOnce = evs, now.Mono, true
+			d.events = evs
 		} else {
 			d.m.imdsErrors.Inc()
 		}
@@ -174,7 +181,8 @@ func (d *Detector) judgeClocks(prev, cur Reading) *detect.Finding {
 	jump, suspend := dWall-dMono, dBoot-dMono
 	gap := time.Duration(0)
 	if d.opts.Interval > 0 {
-		gap = dMono - d.opts.Interval
+		// The time this detector spent polling IMDS last scan delayed this one.
+		gap = dMono - d.opts.Interval - d.busy
 	}
 	d.m.jump.Set(jump.Seconds())
 	d.m.suspend.Set(suspend.Seconds())

@@ -271,3 +271,34 @@ func TestLiveClocks(t *testing.T) {
 		t.Fatalf("clock readings %+v then %+v", a, b)
 	}
 }
+
+// TestSlowIMDSIsNotAFreeze: a poll that takes its whole timeout delays the next scan;
+// that delay is the detector's own, not a freeze. A failed poll waits for the interval.
+func TestSlowIMDSIsNotAFreeze(t *testing.T) {
+	var polls int
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		polls++
+		time.Sleep(300 * time.Millisecond)
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	}))
+	defer ts.Close()
+	// The clocks say this scan came 300ms late, as it would after the slow poll.
+	c := newClocks([3]time.Duration{s + 300*time.Millisecond, s + 300*time.Millisecond, s + 300*time.Millisecond},
+		[3]time.Duration{s, s, s})
+	d, err := New(Options{IMDSEndpoint: ts.URL + "/?api-version=2020-07-01", IMDSInterval: 10 * s, Interval: s,
+		JumpThreshold: 250 * time.Millisecond, Clock: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Scan(context.Background()); err == nil || err.Error() != "freeze: imds: status 503: busy" {
+		t.Fatalf("err = %v", err)
+	}
+	fs, err := d.Scan(context.Background())
+	if err != nil || len(fs) != 0 {
+		t.Fatalf("after a slow poll: %+v, %v", fs, err)
+	}
+	d.Scan(context.Background())
+	if polls != 1 {
+		t.Fatalf("polls = %d in 3 scans 1s apart with a 10s interval, want 1", polls)
+	}
+}
