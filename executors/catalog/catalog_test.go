@@ -83,21 +83,13 @@ func TestNoHeavyImports(t *testing.T) {
 	}
 }
 
-// Every executor package says what it is for, with the privileges it needs and an example.
+// Every node executor package says what it is for, with the privileges it needs and an
+// example decision.
 func TestPackageDocs(t *testing.T) {
-	dirs, err := filepath.Glob("../*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	checked := 0
-	for _, dir := range dirs {
-		base := filepath.Base(dir)
-		if base == "internal" || base == "kube" || base == "catalog" {
-			continue
-		}
-		pkgs, err := parser.ParseDir(token.NewFileSet(), dir, func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, parser.ParseComments|parser.PackageClauseOnly)
-		if err != nil || len(pkgs) == 0 {
-			continue
+	for _, base := range []string{"irqbalance", "irqspread", "nicchannels", "nicring", "nicrps", "nictune", "sysctl"} {
+		pkgs, err := parser.ParseDir(token.NewFileSet(), filepath.Join("..", base), func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, parser.ParseComments|parser.PackageClauseOnly)
+		if err != nil {
+			t.Fatal(err)
 		}
 		var doc string
 		for _, p := range pkgs {
@@ -107,12 +99,8 @@ func TestPackageDocs(t *testing.T) {
 				}
 			}
 		}
-		checked++
 		if !strings.Contains(doc, "Privileges:") || !strings.Contains(doc, `"action":`) {
 			t.Errorf("package %s: doc comment lacks its privileges or an example decision", base)
 		}
-	}
-	if checked < 7 {
-		t.Errorf("checked %d executor packages, want at least 7", checked)
 	}
 }

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/remedyhq/remedy/executors"
-	"github.com/remedyhq/remedy/executors/internal/nettest"
 	"github.com/remedyhq/remedy/executors/irqbalance"
+	"github.com/remedyhq/remedy/executors/nettest"
 )
 
 // fakeSystemd stands in for the host's systemd, which is not PID 1 on this machine.

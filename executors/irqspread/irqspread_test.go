@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"github.com/remedyhq/remedy/executors"
-	"github.com/remedyhq/remedy/executors/internal/nettest"
 	"github.com/remedyhq/remedy/executors/internal/nic"
 	"github.com/remedyhq/remedy/executors/irqspread"
+	"github.com/remedyhq/remedy/executors/nettest"
 	"github.com/remedyhq/remedy/nodefs"
 )
 

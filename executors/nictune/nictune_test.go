@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/remedyhq/remedy/executors"
-	"github.com/remedyhq/remedy/executors/internal/nettest"
 	"github.com/remedyhq/remedy/executors/internal/nic"
+	"github.com/remedyhq/remedy/executors/nettest"
 	"github.com/remedyhq/remedy/executors/nictune"
 	"github.com/remedyhq/remedy/executors/sysctl"
 )

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/remedyhq/remedy/executors"
-	"github.com/remedyhq/remedy/executors/internal/nettest"
+	"github.com/remedyhq/remedy/executors/nettest"
 	"github.com/remedyhq/remedy/executors/sysctl"
 )
 
