@@ -108,10 +108,15 @@ func (v *Verifier) Add(e *Event) bool {
 	}
 	if e.Type == RetentionCheckpoint {
 		cp, err := OpenCheckpoint(e.Detail, v.keys)
-		if err != nil {
+		covers := r.Checkpoint == nil && r.First > 1 && cp != nil && cp.ThroughSeq == r.First-1 && cp.LastHash == v.firstPrev
+		switch {
+		case covers && err != nil:
+			// The removed rows are the first break; say why their checkpoint cannot vouch.
+			return v.brk(r.First, fmt.Sprintf("rows 1..%d were removed and their checkpoint (seq %d) cannot vouch for them: %v",
+				r.First-1, e.Seq, err))
+		case err != nil:
 			return v.brk(e.Seq, err.Error())
-		}
-		if cp.ThroughSeq == r.First-1 && cp.LastHash == v.firstPrev {
+		case covers:
 			r.Checkpoint = cp
 		}
 	}
@@ -123,17 +128,15 @@ func (v *Verifier) Add(e *Event) bool {
 }
 
 func (v *Verifier) brk(seq int64, reason string) bool {
-	if seq > v.rep.First {
-		v.finishGap()
-	}
 	if v.rep.Break == nil {
 		v.rep.Break = &Break{Seq: seq, Reason: reason}
 	}
 	return false
 }
 
-// finishGap reports the removed rows before the first one as the first break when no
-// checkpoint vouches for them.
+// finishGap reports the removed rows before the first one as the first break when the
+// walk ended without reaching a checkpoint that vouches for them. (A walk that breaks
+// earlier reports that break: whether a later checkpoint covers the gap is unknown.)
 func (v *Verifier) finishGap() {
 	r := &v.rep
 	if r.Break == nil && r.First > 1 && r.Checkpoint == nil {

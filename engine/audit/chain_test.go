@@ -146,9 +146,10 @@ func TestVerifier(t *testing.T) {
 		}, &audit.Break{Seq: 3, Reason: "rows 1..2 are missing and no signed checkpoint covers them"}, 5},
 		{"checkpoint with other key", func() []audit.Event {
 			return append(sample(6)[2:], chained(7, full[5].Hash, cp(2, full[1].Hash, audit.NewHMACSigner([]byte("x"))))...)
-		}, &audit.Break{Seq: 3, Reason: "rows 1..2 are missing and no signed checkpoint covers them"}, 4},
-		{"later break after an uncovered gap", func() []audit.Event { e := sample(6)[2:]; e[2].Node = "x"; return e },
-			&audit.Break{Seq: 3, Reason: "rows 1..2 are missing and no signed checkpoint covers them"}, 2},
+		}, &audit.Break{Seq: 3, Reason: "rows 1..2 were removed and their checkpoint (seq 7) cannot vouch for them: " +
+			"checkpoint signed with key hmac-sha256:2d711642b726b044, have hmac-sha256:2bb80d537b1da3e3"}, 4},
+		{"break before the gap's checkpoint", func() []audit.Event { e := sample(6)[2:]; e[2].Node = "x"; return e },
+			&audit.Break{Seq: 5, Reason: "content does not match its hash (row edited)"}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer

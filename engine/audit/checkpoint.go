@@ -132,20 +132,22 @@ func SealCheckpoint(c Checkpoint, keys Signer, now time.Time) (Event, error) {
 }
 
 // OpenCheckpoint decodes a retention.checkpoint event's Detail and checks its signature.
+// When the signature does not check it returns the decoded (untrusted) checkpoint with
+// the error, nil only when the detail does not decode.
 func OpenCheckpoint(detail []byte, keys Signer) (*Checkpoint, error) {
 	var c Checkpoint
 	if err := json.Unmarshal(detail, &c); err != nil {
 		return nil, fmt.Errorf("decode checkpoint: %w", err)
 	}
 	if keys == nil {
-		return nil, ErrNoKey
+		return &c, ErrNoKey
 	}
 	if c.KeyID != keys.KeyID() {
-		return nil, fmt.Errorf("checkpoint signed with key %s, have %s", c.KeyID, keys.KeyID())
+		return &c, fmt.Errorf("checkpoint signed with key %s, have %s", c.KeyID, keys.KeyID())
 	}
 	sig, err := base64.StdEncoding.DecodeString(c.Signature)
 	if err != nil || !keys.Verify(c.signed(), sig) {
-		return nil, ErrBadSignature
+		return &c, ErrBadSignature
 	}
 	return &c, nil
 }

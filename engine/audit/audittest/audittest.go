@@ -503,9 +503,10 @@ func testRetentionKeys(s *suite) {
 	}{
 		{"same key", s.keys, nil},
 		{"public key only", audit.NewEd25519Verifier(s.keys.(*audit.Ed25519Signer).Public()), nil},
-		{"no key", nil, &audit.Break{Seq: 3, Reason: "checkpoint signature cannot be checked: no key configured"}},
-		{"other key", audit.NewHMACSigner([]byte("k")),
-			&audit.Break{Seq: 3, Reason: "checkpoint signed with key " + s.keys.KeyID() + ", have hmac-sha256:8254c329a92850f6"}},
+		{"no key", nil, &audit.Break{Seq: 3, Reason: "rows 1..2 were removed and their checkpoint (seq 3) cannot vouch for them: " +
+			"checkpoint signature cannot be checked: no key configured"}},
+		{"other key", audit.NewHMACSigner([]byte("k")), &audit.Break{Seq: 3, Reason: "rows 1..2 were removed and their checkpoint (seq 3) " +
+			"cannot vouch for them: checkpoint signed with key " + s.keys.KeyID() + ", have hmac-sha256:8254c329a92850f6"}},
 	} {
 		st := s.openWith(audit.Options{Keys: tc.keys})
 		s.wantBreak(s.verify(st), tc.want)
