@@ -22,7 +22,8 @@ Usage:
   remedy serve        [flags]   run the engine (embedded NATS + SQLite by default)
   remedy demo         [flags]   run engine, agents and sample alerts on this machine
   remedy policy eval  [flags]   evaluate the policy for one signal or input document
-  remedy audit query  [flags]   query a running engine's audit log
+  remedy audit query|show|verify|export [flags]
+                                read, follow, verify and export the audit log
   remedy approvals list|show|approve|reject [id] [flags]
                                 actions waiting for a human
   remedy pause        --reason  stop all dispatch (the kill switch)
@@ -58,9 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return policyEval(ctx, rest[1:], stdout, stderr)
 		}
 	case "audit":
-		if len(rest) > 0 && rest[0] == "query" {
-			return auditQuery(ctx, rest[1:], stdout, stderr)
-		}
+		return auditCmd(ctx, rest, stdout, stderr)
 	case "approvals":
 		return approvalsCmd(ctx, rest, stdout, stderr)
 	case "pause", "resume":
