@@ -26,6 +26,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&o.ApproversFile, "approvers", "", "file mapping API tokens to identities and roles")
 	fs.Int64Var(&o.MaxBody, "webhook-max-body", 1<<20, "webhook body limit in bytes")
 	tokenFile := fs.String("webhook-token-file", "", "file holding the bearer token the webhook requires")
+	fs.StringVar(&o.AuditDSN, "audit-dsn", "", "audit store: postgres://… for PostgreSQL (default: SQLite in --data-dir)")
+	auditKey := fs.String("audit-key-file", "", "key that signs audit retention checkpoints (docs/audit.md)")
+	fs.DurationVar(&o.AuditRetention, "audit-retention", 0, "remove audit rows older than this, leaving a signed checkpoint (0: keep all)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -36,6 +39,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 		o.WebhookToken = string(trimSpace(b))
+	}
+	if *auditKey != "" {
+		k, err := loadAuditKey(*auditKey)
+		if err != nil {
+			return err
+		}
+		o.AuditKey = k
 	}
 	if env := os.Getenv("REMEDY_WEBHOOK_TOKEN"); env != "" && o.WebhookToken == "" {
 		o.WebhookToken = env

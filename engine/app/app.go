@@ -25,7 +25,7 @@ import (
 	"github.com/remedyhq/remedy/engine/api"
 	"github.com/remedyhq/remedy/engine/approval"
 	"github.com/remedyhq/remedy/engine/audit"
-	"github.com/remedyhq/remedy/engine/audit/sqlite"
+	"github.com/remedyhq/remedy/engine/audit/auditstore"
 	"github.com/remedyhq/remedy/engine/bus"
 	"github.com/remedyhq/remedy/engine/bus/embedded"
 	"github.com/remedyhq/remedy/engine/facts"
@@ -64,6 +64,13 @@ type Options struct {
 	GuardsFile string
 	// ApproversFile maps API tokens to identities and roles; empty allows no one.
 	ApproversFile string
+	// AuditDSN selects the audit store: postgres://… for PostgreSQL, else a SQLite file
+	// (default DataDir/audit.db).
+	AuditDSN string
+	// AuditKey signs audit retention checkpoints and checks them in verify.
+	AuditKey audit.Signer
+	// AuditRetention removes audit rows older than this; 0 keeps everything.
+	AuditRetention time.Duration
 	// ClusterExecutors run in the engine (Kubernetes actions).
 	ClusterExecutors []executors.Executor
 	ActionTTL        time.Duration
@@ -136,7 +143,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	}
 	a.Policy = policy.NewHolder(pol)
 
-	st, err := sqlite.Open(filepath.Join(o.DataDir, "audit.db"), audit.Options{})
+	st, err := openAudit(ctx, o)
 	if err != nil {
 		return nil, err
 	}
@@ -205,6 +212,12 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	verifier := verify.New(verify.Options{Store: st, Sink: a.Engine, Config: gcfg.Verification, Logger: o.Logger})
 	a.goRun(func() error { a.Approvals.Run(runCtx, min(gcfg.Approval.TTL/4, 10*time.Second)); return nil })
 	a.goRun(func() error { verifier.Run(runCtx, 5*time.Second); return nil })
+	if o.AuditRetention > 0 {
+		a.goRun(func() error {
+			auditstore.RunRetention(runCtx, st, o.AuditRetention, time.Hour, nil, o.Logger)
+			return nil
+		})
+	}
 
 	hook := alertmanager.NewHandler(alertmanager.Options{Sink: a.Engine, BearerToken: o.WebhookToken, MaxBody: o.MaxBody, Logger: o.Logger})
 	ln, err := net.Listen("tcp", o.Listen)
@@ -214,7 +227,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	a.addr = ln.Addr().String()
 	approvals := approval.Handler(approval.HandlerOptions{Service: a.Approvals, Tokens: tokens, Switch: a.Guards})
 	a.srv = &http.Server{
-		Handler:           api.Handler(api.Options{Webhook: hook, Store: st, Policy: a.Policy, Gatherer: a.Registry, Ready: a.ready, Approvals: approvals}),
+		Handler:           api.Handler(api.Options{Webhook: hook, Store: st, Policy: a.Policy, Gatherer: a.Registry, Ready: a.ready, Approvals: approvals, Authorize: auditAuth(tokens)}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
