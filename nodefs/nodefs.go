@@ -6,6 +6,11 @@
 // executors need about NIC queue interrupts: which IRQs serve a NIC's queues, where
 // their affinity points, how many CPUs are online and which NUMA node a device sits on.
 // Writing is left to the executors.
+//
+// A Reader (FS.NewReader) serves the detectors' every-second path: it reads the hot
+// files (/proc/interrupts, /proc/stat, /proc/softirqs, softnet_stat, affinity masks,
+// counters) into one reused buffer and parses only what is asked for. The rest reads
+// through github.com/prometheus/procfs.
 package nodefs
 
 import (
