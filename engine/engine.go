@@ -75,7 +75,7 @@ type Options struct {
 	// HistoryWindow is how far back the node's action history in the policy input
 	// reaches (default 24h).
 	HistoryWindow time.Duration
-	// Workers decide signals concurrently (default 4).
+	// Workers decide signals concurrently (default 16: each waits for a durable commit, so more workers share more fsyncs).
 	Workers int
 	// SweepInterval is how often recorded-but-undecided signals and undispatched
 	// actions are retried (default 2s).
@@ -120,7 +120,7 @@ func New(o Options) (*Engine, error) {
 		o.HistoryWindow = 24 * time.Hour
 	}
 	if o.Workers <= 0 {
-		o.Workers = 4
+		o.Workers = 16
 	}
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = 2 * time.Second

@@ -24,6 +24,8 @@ Usage:
   remedy policy eval  [flags]   evaluate the policy for one signal or input document
   remedy audit query|show|verify|export [flags]
                                 read, follow, verify and export the audit log
+  remedy bench        [flags]   load-test the webhook path (in-process engine vs bare decode)
+  remedy keygen       [flags]   make the ed25519 key pair that signs actions
   remedy approvals list|show|approve|reject [id] [flags]
                                 actions waiting for a human
   remedy pause        --reason  stop all dispatch (the kill switch)
@@ -54,6 +56,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, rest, stderr)
 	case "demo":
 		return demoCmd(ctx, rest, stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, rest, stdout, stderr)
+	case "keygen":
+		return keygen(rest, stdout, stderr)
 	case "policy":
 		if len(rest) > 0 && rest[0] == "eval" {
 			return policyEval(ctx, rest[1:], stdout, stderr)

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"time"
 
 	"github.com/remedyhq/remedy/engine/app"
 	"github.com/remedyhq/remedy/engine/demo"
+	"github.com/remedyhq/remedy/executors/signed"
 )
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -29,6 +31,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&o.AuditDSN, "audit-dsn", "", "audit store: postgres://… for PostgreSQL (default: SQLite in --data-dir)")
 	auditKey := fs.String("audit-key-file", "", "key that signs audit retention checkpoints (docs/audit.md)")
 	fs.DurationVar(&o.AuditRetention, "audit-retention", 0, "remove audit rows older than this, leaving a signed checkpoint (0: keep all)")
+	keyFile := fs.String("signing-key", "", "ed25519 private key (PEM) that signs every action (remedy keygen makes one)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -39,6 +42,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 		o.WebhookToken = string(trimSpace(b))
+	}
+	if *keyFile != "" {
+		k, err := signed.LoadPrivateKey(*keyFile)
+		if err != nil {
+			return err
+		}
+		o.SigningKey = k
 	}
 	if *auditKey != "" {
 		k, err := loadAuditKey(*auditKey)
@@ -84,4 +94,19 @@ func trimSpace(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+func keygen(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("remedy keygen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	priv := fs.String("key", "signing.key", "where to write the engine's private key")
+	pub := fs.String("pub", "signing.pub", "where to write the agents' public key")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := signed.GenerateKey(*priv, *pub); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(stdout, "wrote %s (remedy serve --signing-key) and %s (remedy-agent run --verify-key)\n", *priv, *pub)
+	return err
 }

@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,6 +72,9 @@ type Options struct {
 	AuditKey audit.Signer
 	// AuditRetention removes audit rows older than this; 0 keeps everything.
 	AuditRetention time.Duration
+	// SigningKey signs every dispatched action (executors/signed); agents holding the
+	// public key refuse anything else. Nil dispatches unsigned actions.
+	SigningKey ed25519.PrivateKey
 	// ClusterExecutors run in the engine (Kubernetes actions).
 	ClusterExecutors []executors.Executor
 	ActionTTL        time.Duration
@@ -196,7 +200,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	}
 	a.Engine, err = engine.New(engine.Options{
 		Store: st, Policy: a.Policy, Actions: reg, Facts: o.Facts, Gate: a.Guards,
-		Dispatcher: transport.Dispatcher{JS: a.JS}, DryRun: o.DryRun, ActionTTL: o.ActionTTL,
+		Dispatcher: transport.Dispatcher{JS: a.JS, Key: o.SigningKey}, DryRun: o.DryRun, ActionTTL: o.ActionTTL,
 		SweepInterval: o.SweepInterval, Logger: o.Logger, Registerer: a.Registry,
 	})
 	if err != nil {
