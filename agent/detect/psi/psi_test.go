@@ -273,3 +273,31 @@ func TestLiveCgroupPressure(t *testing.T) {
 	}
 	t.Fatalf("%d busy loops on %d CPUs left no CPU pressure finding: %+v", ncpu+1, ncpu, found)
 }
+
+// TestNoPSI: a kernel without PSI (CONFIG_PSI off or psi=0) has no /proc/pressure;
+// the detector measures nothing and reports no error.
+func TestNoPSI(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"proc", "sys"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs, err := nodefs.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(fs, Options{Now: detecttest.NewClock().Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		found, err := d.Scan(context.Background())
+		if err != nil || len(found) != 0 {
+			t.Fatalf("scan = %+v, %v", found, err)
+		}
+	}
+	if d.cgroot != "" || len(d.prevNode.groups[""].pressure) != 0 {
+		t.Fatalf("read something: cgroot %q, %+v", d.cgroot, d.prevNode.groups[""])
+	}
+}
