@@ -183,7 +183,9 @@ func (d *Detector) read() (*sample, error) {
 				d.unsupported[iface] = true // ask once: no driver stats, or no such device here
 			}
 			for k, v := range stats {
-				if driverCause(k) != "" {
+				// Many drivers repeat the generic counters (rx_dropped, rx_missed_errors)
+				// in ethtool -S; counting them twice would double the rates.
+				if driverCause(k) != "" && !slices.Contains(ringStats, k) && !slices.Contains(stackStats, k) {
 					c["driver:"+k] = v
 				}
 			}
