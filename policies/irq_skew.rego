@@ -37,6 +37,8 @@ decisions contains {
 	"risk": "low",
 	"reason": sprintf("%s only; restarting irqbalance so it spreads them again", [irq_where]),
 } if {
+	input.signal.kind == "irq_skew"
+	input.signal.status == "firing"
 	irq_skewed
 	not succeeded("irqbalance.restart", irq_window)
 }
@@ -47,6 +49,8 @@ decisions contains {
 	"risk": "low",
 	"reason": sprintf("%s although irqbalance was restarted within %ds; spreading the queue IRQs across the CPUs", [irq_where, irq_window]),
 } if {
+	input.signal.kind == "irq_skew"
+	input.signal.status == "firing"
 	irq_skewed
 	iface != ""
 	succeeded("irqbalance.restart", irq_window)

@@ -1,4 +1,4 @@
-package remedy_test
+package remedy.lib_test
 
 import data.remedy
 

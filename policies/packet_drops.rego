@@ -90,6 +90,8 @@ decisions contains {
 	"risk": "low",
 	"reason": sprintf("%s: the rx ring overflows; growing it to %d descriptors", [drops_what, ring_rx]),
 } if {
+	input.signal.kind == "packet_drops"
+	input.signal.status == "firing"
 	drops_local
 	drops_cause == "ring_overflow"
 	drops_iface != ""
@@ -102,6 +104,8 @@ decisions contains {
 	"risk": "low",
 	"reason": sprintf("%s: %d queues where %d are possible; raising the combined channels to %d", [drops_what, nic_facts.combinedCurrent, queues_wanted, queues_wanted]),
 } if {
+	input.signal.kind == "packet_drops"
+	input.signal.status == "firing"
 	drops_local
 	drops_cause in {"ring_overflow", "too_few_queues"}
 	drops_iface != ""
@@ -118,6 +122,8 @@ decisions contains {
 	"risk": "low",
 	"reason": sprintf("%s: the softnet backlog overflows; raising net.core.netdev_max_backlog to %d", [drops_what, backlog_value]),
 } if {
+	input.signal.kind == "packet_drops"
+	input.signal.status == "firing"
 	drops_local
 	drops_cause == "backlog_overflow"
 }
@@ -128,6 +134,8 @@ decisions contains {
 	"risk": "low",
 	"reason": sprintf("%s: NAPI polling runs out of budget; raising net.core.netdev_budget to %d and netdev_budget_usecs to %d", [drops_what, drops_cfg.budget, drops_cfg.budget_usecs]),
 } if {
+	input.signal.kind == "packet_drops"
+	input.signal.status == "firing"
 	drops_local
 	drops_cause == "budget_exhausted"
 }
@@ -138,6 +146,8 @@ decisions contains {
 	"risk": "low",
 	"reason": sprintf("%s: one CPU does the softirq work of the interface; steering received packets to all %d CPUs", [drops_what, cpu_count]),
 } if {
+	input.signal.kind == "packet_drops"
+	input.signal.status == "firing"
 	drops_local
 	drops_iface != ""
 	cpu_count > 1
@@ -158,6 +168,8 @@ decisions contains {
 	"requires_approval": true,
 	"reason": sprintf("%s persist %s; cordoning the node", [drops_what, drops_persist_why]),
 } if {
+	input.signal.kind == "packet_drops"
+	input.signal.status == "firing"
 	drops_firing
 	drops_persist
 	cordon_allowed
@@ -170,6 +182,8 @@ decisions contains {
 	"requires_approval": true,
 	"reason": sprintf("%s persist %s; moving the workloads off the node", [drops_what, drops_persist_why]),
 } if {
+	input.signal.kind == "packet_drops"
+	input.signal.status == "firing"
 	drops_firing
 	drops_persist
 	migrate_allowed

@@ -71,6 +71,8 @@ decisions contains {
 	"requires_approval": true,
 	"reason": sprintf("sustained %s; cordoning the node so no new pods land on it", [psi_what]),
 } if {
+	input.signal.kind == "psi"
+	input.signal.status == "firing"
 	psi_contention
 	psi_scope == "node"
 	cordon_allowed
@@ -83,6 +85,8 @@ decisions contains {
 	"requires_approval": true,
 	"reason": sprintf("sustained %s; moving %s to less busy nodes", [psi_what, concat(", ", psi_pods)]),
 } if {
+	input.signal.kind == "psi"
+	input.signal.status == "firing"
 	psi_contention
 	count(psi_pods) > 0
 }

@@ -40,7 +40,7 @@ decisions contains {
 	]),
 } if {
 	input.signal.kind == "vm_freeze"
-	firing
+	input.signal.status == "firing"
 	freeze_skew_evidence
 	not succeeded("irqbalance.restart", freeze_cfg.restart_window_seconds)
 }

@@ -1,24 +1,23 @@
 // Package policy loads remedy's Rego policies and evaluates them: compiled once into a
 // prepared query over the single decision document data.remedy.decisions, evaluated per
-// signal with a parsed input. A policy that fails to compile never replaces the one that
-// is running.
+// signal with a parsed input.
+//
+// A policy comes from a directory or an OPA bundle tarball. Loading compiles it, runs its
+// own _test.rego tests and checks the decisions it can be seen to make against the
+// action catalogue; a policy that fails any of these is refused, and a Holder keeps
+// running the one it had. Watch reloads a source when it changes.
 package policy
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path/filepath"
-	"sort"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/loader"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
@@ -46,58 +45,110 @@ type Decision struct {
 	RequiresApproval bool            `json:"requires_approval,omitempty"`
 }
 
-// ErrBadDecision marks a decision document that does not match the contract.
-var ErrBadDecision = errors.New("malformed decision")
+// Sentinel errors.
+var (
+	// ErrBadDecision marks a decision document that does not match the contract.
+	ErrBadDecision = errors.New("malformed decision")
+	// ErrTestsFailed marks a policy whose own tests fail.
+	ErrTestsFailed = errors.New("policy tests failed")
+	// ErrCatalogue marks a policy whose decisions do not match the action catalogue.
+	ErrCatalogue = errors.New("decisions do not match the action catalogue")
+)
+
+// Checker validates an action and its parameters against the action catalogue without
+// running anything: executors.Registry.Check, reduced to its error.
+type Checker func(action string, params json.RawMessage) error
+
+// Options configure LoadWith.
+type Options struct {
+	// Check, when set, refuses a policy whose decisions visibly do not match the action
+	// catalogue (see CheckCatalogue).
+	Check Checker
+	// SkipTests loads a policy without running its _test.rego tests.
+	SkipTests bool
+	// TestTimeout bounds each Rego test (default 10s).
+	TestTimeout time.Duration
+}
+
+// TestSummary counts a policy's own tests as run at load.
+type TestSummary struct {
+	Passed int `json:"passed"`
+	Failed int `json:"failed"`
+}
 
 // Policy is a compiled policy set.
 type Policy struct {
-	// Revision identifies the exact policy files and data (sha256 of their contents).
+	// Revision identifies the policy: the bundle manifest's revision, or for a directory
+	// (and a bundle without one) the sha256 of the files' contents.
 	Revision string
-	// Files are the Rego and data files loaded, relative to the directory.
+	// Source is the directory or bundle the policy was loaded from.
+	Source string
+	// Files are the Rego and data files loaded (tests included), relative to the source.
 	Files []string
+	// Tests are the policy's own tests, run at load unless skipped.
+	Tests TestSummary
 	query rego.PreparedEvalQuery
+	set   *fileSet
 }
 
-// IsTestFile reports whether a Rego file holds opa tests; they are loaded by the test
-// runner, not the engine.
+// IsTestFile reports whether a Rego file holds opa tests; they are run at load and by
+// `remedy policy test`, never evaluated for decisions.
 func IsTestFile(name string) bool { return strings.HasSuffix(name, "_test.rego") }
 
-// Load compiles every .rego (except *_test.rego) and data file (.json, .yaml) below dir.
-func Load(ctx context.Context, dir string) (*Policy, error) {
-	res, err := loader.NewFileLoader().WithRegoVersion(ast.RegoV1).Filtered([]string{dir},
-		func(abspath string, info fs.FileInfo, _ int) bool {
-			return !info.IsDir() && IsTestFile(info.Name())
-		})
+// Load compiles the policy at src (a directory or a bundle tarball) and runs its tests.
+func Load(ctx context.Context, src string) (*Policy, error) {
+	return LoadWith(ctx, src, Options{})
+}
+
+// LoadWith compiles the policy at src, runs its tests unless o.SkipTests, and checks its
+// decisions against o.Check when set. Compile errors are OPA's ast.Errors, each with its
+// file and line.
+func LoadWith(ctx context.Context, src string, o Options) (*Policy, error) {
+	set, err := readSource(src)
 	if err != nil {
-		return nil, fmt.Errorf("load policies from %s: %w", dir, err)
+		return nil, err
 	}
-	if len(res.Modules) == 0 {
-		return nil, fmt.Errorf("load policies from %s: no .rego files", dir)
-	}
-	h := sha256.New()
-	p := &Policy{}
-	names := make([]string, 0, len(res.Modules))
-	for name := range res.Modules {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	opts := []func(*rego.Rego){rego.Query(Query)}
-	for _, name := range names {
-		m := res.Modules[name]
-		fmt.Fprintf(h, "%s\x00%d\x00", filepath.Base(name), len(m.Raw))
-		h.Write(m.Raw)
-		opts = append(opts, rego.ParsedModule(m.Parsed))
-		rel, _ := filepath.Rel(dir, name)
-		p.Files = append(p.Files, rel)
-	}
-	docs, err := json.Marshal(res.Documents) // map keys marshal sorted: stable revision
+	p, err := compile(ctx, set)
 	if err != nil {
-		return nil, fmt.Errorf("encode policy data: %w", err)
+		return nil, err
 	}
-	h.Write(docs)
-	p.Revision = hex.EncodeToString(h.Sum(nil))[:16]
-	opts = append(opts, rego.Store(inmem.NewFromObject(res.Documents)))
-	q, err := rego.New(opts...).PrepareForEval(ctx)
+	if !o.SkipTests {
+		results, err := runTests(ctx, set, o.TestTimeout, "")
+		if err != nil {
+			return nil, fmt.Errorf("policy tests: %w", err)
+		}
+		p.Tests = summarize(results)
+		if p.Tests.Failed > 0 {
+			return nil, testFailure(results, p.Tests)
+		}
+	}
+	if o.Check != nil {
+		if err := CheckCatalogue(ctx, p, o.Check); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func compile(ctx context.Context, set *fileSet) (*Policy, error) {
+	p := &Policy{Revision: set.revision, Source: set.src, Files: set.names, set: set}
+	mods := map[string]*ast.Module{}
+	for _, name := range set.names {
+		if m := set.modules[name]; m != nil && !IsTestFile(name) {
+			mods[name] = m
+		}
+	}
+	if len(mods) == 0 {
+		return nil, fmt.Errorf("load policies from %s: no .rego files besides tests", set.src)
+	}
+	c := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
+	if c.Compile(mods); c.Failed() {
+		return nil, fmt.Errorf("compile policies: %w", c.Errors)
+	}
+	// The store hands out AST values: reading data.remedy.config then costs no conversion
+	// per evaluation.
+	store := inmem.NewFromObjectWithOpts(set.data, inmem.OptReturnASTValuesOnRead(true))
+	q, err := rego.New(rego.Query(Query), rego.Compiler(c), rego.Store(store), rego.StoreReadAST(true)).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("compile policies: %w", err)
 	}
@@ -180,7 +231,7 @@ func decodeDecisions(v any) ([]Decision, error) {
 	return out, nil
 }
 
-// Holder keeps the running policy and swaps in a new one only when it compiles.
+// Holder keeps the running policy and swaps in a new one only when it loads.
 type Holder struct {
 	cur atomic.Pointer[Policy]
 }
@@ -195,9 +246,9 @@ func NewHolder(p *Policy) *Holder {
 // Current returns the running policy.
 func (h *Holder) Current() *Policy { return h.cur.Load() }
 
-// Reload compiles dir and swaps it in; on error the running policy stays.
-func (h *Holder) Reload(ctx context.Context, dir string) (*Policy, error) {
-	p, err := Load(ctx, dir)
+// Reload loads src with o and swaps it in; on error the running policy stays.
+func (h *Holder) Reload(ctx context.Context, src string, o Options) (*Policy, error) {
+	p, err := LoadWith(ctx, src, o)
 	if err != nil {
 		return nil, err
 	}
