@@ -19,8 +19,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Required reports whether a test that cannot run here must fail rather than skip:
+// under make test (REMEDY_E2E=1) and in CI.
+func Required() bool { return os.Getenv("REMEDY_E2E") == "1" || os.Getenv("CI") != "" }
+
 // Need skips a kernel test under -short, and when the machine cannot run it says why:
-// a skip with the reason locally, a failure in CI (where it must run).
+// a skip with the reason locally, a failure under Required.
 func Need(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
@@ -35,7 +39,7 @@ func Need(t testing.TB) {
 	if why == "" {
 		return
 	}
-	if os.Getenv("CI") != "" {
+	if Required() {
 		t.Fatalf("cannot run here: %s", why)
 	}
 	t.Skipf("cannot run here: %s", why)
