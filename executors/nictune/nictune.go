@@ -41,6 +41,7 @@ import (
 	"github.com/remedyhq/remedy/executors/nicring"
 	"github.com/remedyhq/remedy/executors/nicrps"
 	"github.com/remedyhq/remedy/executors/sysctl"
+	"github.com/remedyhq/remedy/nodefs"
 )
 
 // Action is this executor's action name.
@@ -109,6 +110,18 @@ type tuner struct {
 	Dev  nic.Ethtool
 }
 
+// node is what the profile is sized from.
+type node struct {
+	p      Params
+	online nodefs.CPUMask
+	ncpu   int64
+	queues []int // rx queues now
+	rx     int64 // rx queues after the channel change
+}
+
+// part plans one part of the profile; a non-empty note says why it was left out.
+type part func(ctx context.Context, n *node) (cs []txn.Change, note string, err error)
+
 // plan sizes the profile. It returns the changes in the order they must be applied
 // (channels first, since they decide which queues exist) and the parts it left out.
 func (e *tuner) plan(ctx context.Context, p Params) ([]txn.Change, []string, error) {
@@ -119,118 +132,131 @@ func (e *tuner) plan(ctx context.Context, p Params) ([]txn.Change, []string, err
 	if err != nil {
 		return nil, nil, err
 	}
-	ncpu := int64(online.Count())
 	queues, err := nic.RxQueues(e.Root, p.Interface)
 	if err != nil {
 		return nil, nil, err
 	}
+	n := &node{p: p, online: online, ncpu: int64(online.Count()), queues: queues, rx: int64(len(queues))}
 	var cs []txn.Change
 	var left []string
-	unsupported := func(part string, err error) error {
+	for _, pt := range []struct {
+		name string
+		plan part
+	}{{"channels", e.channels}, {"ring", e.ring}, {"rps", e.rps}, {"rfs", e.rfs}, {"backlog", e.backlog}} {
+		if p.skips(pt.name) {
+			continue
+		}
+		c, note, err := pt.plan(ctx, n)
 		if errors.Is(err, nic.ErrNotSupported) {
-			left = append(left, part+" (not supported by the device)")
-			return nil
+			c, note, err = nil, "not supported by the device", nil
 		}
-		return err
-	}
-
-	rxAfter := int64(len(queues))
-	if !p.skips("channels") {
-		ch, err := e.Dev.Channels(ctx, p.Interface)
-		if err := unsupported("channels", err); err != nil {
-			return nil, nil, err
-		}
-		if err == nil {
-			kinds := []string{"combined"}
-			if ch.MaxCombined == 0 {
-				kinds = []string{"rx", "tx"}
-			}
-			for _, k := range kinds {
-				s := nic.ChannelSetting{Dev: e.Dev, If: p.Interface, Kind: k}
-				want := min(int64(s.Max(ch)), ncpu)
-				if want < 1 {
-					continue
-				}
-				cs = append(cs, txn.Change{Setting: s, Want: strconv.FormatInt(want, 10)})
-				if k != "tx" {
-					rxAfter = want
-				}
-			}
-			if len(cs) == 0 {
-				left = append(left, "channels (the device reports no maximum)")
-			}
-		}
-	}
-	if !p.skips("ring") {
-		r, err := e.Dev.Ring(ctx, p.Interface)
-		if err := unsupported("ring", err); err != nil {
-			return nil, nil, err
-		}
-		if err == nil {
-			rp := nicring.Params{Interface: p.Interface, OverMax: nicring.Clamp}
-			rx, tx := min(int64(r.RxMax), orDefault(p.RingCap, nicring.MaxRing)), min(int64(r.TxMax), orDefault(p.RingCap, nicring.MaxRing))
-			if rx > 0 {
-				rp.Rx = &rx
-			}
-			if tx > 0 {
-				rp.Tx = &tx
-			}
-			if rp.Rx != nil || rp.Tx != nil {
-				rc, err := nicring.Changes(ctx, e.Root, e.Dev, rp)
-				if err != nil {
-					return nil, nil, err
-				}
-				cs = append(cs, rc...)
-			}
-		}
-	}
-	// Only the queues that exist both before and after the channel change.
-	kept := queues[:min(int64(len(queues)), rxAfter)]
-	if !p.skips("rps") {
-		if ncpu > rxAfter {
-			rc, err := nicrps.RPSChanges(e.Root, p.Interface, online, kept)
-			if err != nil {
-				return nil, nil, err
-			}
-			cs = append(cs, rc...)
-		} else {
-			left = append(left, fmt.Sprintf("rps (%d rx queues already cover %d CPUs)", rxAfter, ncpu))
-		}
-	}
-	if !p.skips("rfs") {
-		entries := min(max(ceilPow2(flowEntriesPerCPU*ncpu), minFlowEntries), maxFlowEntries)
-		if cur, err := sysctl.Read(e.Root, "net.core.rps_sock_flow_entries"); err == nil && cur > entries {
-			entries = cur
-		}
-		per := entries / max(rxAfter, 1)
-		rc, err := nicrps.RFSChanges(e.Root, p.Interface, entries, &per, kept)
 		if err != nil {
 			return nil, nil, err
 		}
-		cs = append(cs, rc...)
-	}
-	if !p.skips("backlog") {
-		sx := sysctl.New(e.Root)
-		for _, k := range []struct {
-			key string
-			v   int64
-		}{
-			{"net.core.netdev_max_backlog", orDefault(p.BacklogPerCPU, DefaultBacklogPerCPU) * ncpu},
-			{"net.core.netdev_budget", orDefault(p.BudgetPerCPU, DefaultBudgetPerCPU) * ncpu},
-		} {
-			b := sx.Allowed[k.key]
-			v := min(max(k.v, b.Min), b.Max)
-			if cur, err := sysctl.Read(e.Root, k.key); err == nil && cur > v {
-				v = cur // never lowered
-			}
-			c, err := sx.Change(k.key, v)
-			if err != nil {
-				return nil, nil, err
-			}
-			cs = append(cs, c)
+		if note != "" {
+			left = append(left, pt.name+" ("+note+")")
 		}
+		cs = append(cs, c...)
 	}
 	return cs, left, nil
+}
+
+// channels: combined (or rx and tx) = min(device maximum, CPUs).
+func (e *tuner) channels(ctx context.Context, n *node) ([]txn.Change, string, error) {
+	ch, err := e.Dev.Channels(ctx, n.p.Interface)
+	if err != nil {
+		return nil, "", err
+	}
+	kinds := []string{"combined"}
+	if ch.MaxCombined == 0 {
+		kinds = []string{"rx", "tx"}
+	}
+	var cs []txn.Change
+	for _, k := range kinds {
+		s := nic.ChannelSetting{Dev: e.Dev, If: n.p.Interface, Kind: k}
+		want := min(int64(s.Max(ch)), n.ncpu)
+		if want < 1 {
+			continue
+		}
+		cs = append(cs, txn.Change{Setting: s, Want: strconv.FormatInt(want, 10)})
+		if k != "tx" {
+			n.rx = want
+		}
+	}
+	if len(cs) == 0 {
+		return nil, "the device reports no maximum", nil
+	}
+	return cs, "", nil
+}
+
+// ring: rx and tx at the device maximum, at most ringCap.
+func (e *tuner) ring(ctx context.Context, n *node) ([]txn.Change, string, error) {
+	r, err := e.Dev.Ring(ctx, n.p.Interface)
+	if err != nil {
+		return nil, "", err
+	}
+	limit := orDefault(n.p.RingCap, nicring.MaxRing)
+	rp := nicring.Params{Interface: n.p.Interface, OverMax: nicring.Clamp}
+	if rx := min(int64(r.RxMax), limit); rx > 0 {
+		rp.Rx = &rx
+	}
+	if tx := min(int64(r.TxMax), limit); tx > 0 {
+		rp.Tx = &tx
+	}
+	if rp.Rx == nil && rp.Tx == nil {
+		return nil, "the device reports no maximum", nil
+	}
+	cs, err := nicring.Changes(ctx, e.Root, e.Dev, rp)
+	return cs, "", err
+}
+
+// kept are the rx queues that exist both before and after the channel change.
+func (n *node) kept() []int { return n.queues[:min(int64(len(n.queues)), n.rx)] }
+
+// rps: every online CPU on each rx queue, when there are more CPUs than queues.
+func (e *tuner) rps(_ context.Context, n *node) ([]txn.Change, string, error) {
+	if n.ncpu <= n.rx {
+		return nil, fmt.Sprintf("%d rx queues already cover %d CPUs", n.rx, n.ncpu), nil
+	}
+	cs, err := nicrps.RPSChanges(e.Root, n.p.Interface, n.online, n.kept())
+	return cs, "", err
+}
+
+// rfs: a flow table of 4096 entries per CPU, shared out over the rx queues; never lowered.
+func (e *tuner) rfs(_ context.Context, n *node) ([]txn.Change, string, error) {
+	entries := min(max(ceilPow2(flowEntriesPerCPU*n.ncpu), minFlowEntries), maxFlowEntries)
+	if cur, err := sysctl.Read(e.Root, "net.core.rps_sock_flow_entries"); err == nil && cur > entries {
+		entries = cur
+	}
+	per := entries / max(n.rx, 1)
+	cs, err := nicrps.RFSChanges(e.Root, n.p.Interface, entries, &per, n.kept())
+	return cs, "", err
+}
+
+// backlog: netdev_max_backlog and netdev_budget per CPU, within sysctl.set's bounds;
+// never lowered.
+func (e *tuner) backlog(_ context.Context, n *node) ([]txn.Change, string, error) {
+	sx := sysctl.New(e.Root)
+	var cs []txn.Change
+	for _, k := range []struct {
+		key string
+		v   int64
+	}{
+		{"net.core.netdev_max_backlog", orDefault(n.p.BacklogPerCPU, DefaultBacklogPerCPU) * n.ncpu},
+		{"net.core.netdev_budget", orDefault(n.p.BudgetPerCPU, DefaultBudgetPerCPU) * n.ncpu},
+	} {
+		b := sx.Allowed[k.key]
+		v := min(max(k.v, b.Min), b.Max)
+		if cur, err := sysctl.Read(e.Root, k.key); err == nil && cur > v {
+			v = cur
+		}
+		c, err := sx.Change(k.key, v)
+		if err != nil {
+			return nil, "", err
+		}
+		cs = append(cs, c)
+	}
+	return cs, "", nil
 }
 
 func ceilPow2(v int64) int64 {
