@@ -23,11 +23,7 @@ import (
 
 var kenv kubeenv.Shared
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	kenv.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(kenv.Run(m)) }
 
 // cluster is the registry of cluster actions against the shared API server.
 type cluster struct {

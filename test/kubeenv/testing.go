@@ -30,11 +30,7 @@ func Require(t testing.TB, o Options) *Env {
 //
 //	var kenv kubeenv.Shared
 //
-//	func TestMain(m *testing.M) {
-//		code := m.Run()
-//		kenv.Stop()
-//		os.Exit(code)
-//	}
+//	func TestMain(m *testing.M) { os.Exit(kenv.Run(m)) }
 type Shared struct {
 	Options Options
 
@@ -52,6 +48,12 @@ func (s *Shared) Get(t testing.TB) *Env {
 		fail(t, s.err)
 	}
 	return s.env
+}
+
+// Run runs the package's tests and stops the environment; TestMain exits with its code.
+func (s *Shared) Run(m *testing.M) int {
+	defer s.Stop()
+	return m.Run()
 }
 
 // Stop stops the environment if it was started.

@@ -20,11 +20,7 @@ import (
 
 var kenv kubeenv.Shared
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	kenv.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(kenv.Run(m)) }
 
 // sink records what was submitted; it fails the first failures calls.
 type sink struct {

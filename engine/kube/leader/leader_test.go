@@ -20,11 +20,7 @@ import (
 
 var kenv kubeenv.Shared
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	kenv.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(kenv.Run(m)) }
 
 // timeline records who led when, and fails on any overlap.
 type timeline struct {
