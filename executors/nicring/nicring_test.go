@@ -96,6 +96,10 @@ func TestExecuteKernelNotSupported(t *testing.T) {
 	if _, err := dev.Ring(t.Context(), "nosuch0"); !errors.Is(err, nic.ErrNoDevice) {
 		t.Errorf("Ring of a missing interface: %v", err)
 	}
+	_, err := nic.Kernel{NetNS: "/run/netns/remedy-none"}.Ring(t.Context(), v.If)
+	if err == nil || err.Error() != "get ring "+v.If+": ethtool: netns /run/netns/remedy-none: no such file or directory" {
+		t.Errorf("Ring in a missing namespace: %v", err)
+	}
 	t.Log("not testable here: ring sizes of a real NIC (no device on this machine supports ETHTOOL_GRINGPARAM); covered by the fake")
 }
 

@@ -117,7 +117,7 @@ func TestKernel(t *testing.T) {
 	if res.Status != executors.Succeeded {
 		t.Fatalf("apply: %s %q", res.Status, res.Message)
 	}
-	t.Log(res.Message)
+	t.Logf("%s (took %s)", res.Message, res.FinishedAt.Sub(res.StartedAt))
 	ch, err := dev.Channels(t.Context(), v.If)
 	if err != nil || ch.Rx != 2 || ch.Tx != 2 {
 		t.Errorf("kernel channels %+v, %v", ch, err)
