@@ -22,6 +22,8 @@ Usage:
   remedy serve        [flags]   run the engine (embedded NATS + SQLite by default)
   remedy demo         [flags]   run engine, agents and sample alerts on this machine
   remedy policy eval  [flags]   evaluate the policy for one signal or input document
+  remedy policy test  [flags]   run the policy's Rego tests and catalogue check
+  remedy policy replay [flags]  re-decide recorded signals with a candidate policy
   remedy audit query|show|verify|export [flags]
                                 read, follow, verify and export the audit log
   remedy bench        [flags]   load-test the webhook path (in-process engine vs bare decode)
@@ -61,9 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "keygen":
 		return keygen(rest, stdout, stderr)
 	case "policy":
-		if len(rest) > 0 && rest[0] == "eval" {
-			return policyEval(ctx, rest[1:], stdout, stderr)
-		}
+		return policyCmd(ctx, rest, stdout, stderr)
 	case "audit":
 		return auditCmd(ctx, rest, stdout, stderr)
 	case "approvals":

@@ -8,19 +8,61 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/remedyhq/remedy/engine/policy"
 	"github.com/remedyhq/remedy/engine/signal"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/catalog"
+	"github.com/remedyhq/remedy/executors/kube"
 )
+
+const policyUsage = `Usage:
+  remedy policy eval    --input FILE [--policies DIR|BUNDLE]   what the policy decides for one input, and why
+  remedy policy test    [--policies DIR|BUNDLE] [--run REGEX]   run the policy's Rego tests and catalogue check
+  remedy policy replay  --since 24h [--policies DIR|BUNDLE] [--server URL]
+                        re-decide recorded signals with a candidate policy; print what changes
+`
+
+func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, policyUsage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "eval":
+		return policyEval(ctx, args[1:], stdout, stderr)
+	case "test":
+		return policyTest(ctx, args[1:], stdout, stderr)
+	case "replay":
+		return policyReplay(ctx, args[1:], stdout, stderr)
+	}
+	fmt.Fprint(stderr, policyUsage)
+	return fmt.Errorf("unknown command \"policy %s\"", args[0])
+}
+
+// shippedCatalogue checks decisions against every action remedy ships, node and cluster,
+// whatever this engine is configured to run: a policy is judged on its own terms.
+func shippedCatalogue() (*executors.Registry, policy.Checker, error) {
+	reg := executors.NewRegistry()
+	if err := reg.Add(executors.OnNode, catalog.Node(catalog.Options{})...); err != nil {
+		return nil, nil, err
+	}
+	if err := reg.Add(executors.InCluster, kube.Cluster(nil, kube.Options{})...); err != nil {
+		return nil, nil, err
+	}
+	return reg, func(action string, params json.RawMessage) error {
+		_, err := reg.Check(action, params)
+		return err
+	}, nil
+}
 
 // policyEval evaluates the policy for one input: a full input document ({"signal": …,
 // "node": …}) or a bare signal, and checks each decision against the action catalogue.
 func policyEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("remedy policy eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("policies", "policies", "directory of Rego policies and data")
+	dir := fs.String("policies", "policies", "directory or bundle of Rego policies and data")
 	inPath := fs.String("input", "", "JSON file with a signal or a full input document (- for stdin)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -52,7 +94,11 @@ func policyEval(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		doc = map[string]any{"signal": doc, "node": map[string]any{"name": s.Node}, "history": []any{}}
 	}
-	p, err := policy.Load(ctx, *dir)
+	if _, ok := doc["now"]; !ok {
+		doc["now"] = time.Now().UTC().Format(time.RFC3339Nano) // as the engine would
+	}
+	// A policy under edit is evaluated even if its tests fail: eval is how one finds out why.
+	p, err := policy.LoadWith(ctx, *dir, policy.Options{SkipTests: true})
 	if err != nil {
 		return err
 	}
@@ -60,14 +106,15 @@ func policyEval(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	reg := executors.NewRegistry()
-	if err := reg.Add(executors.OnNode, catalog.Node(catalog.Options{})...); err != nil {
+	reg, _, err := shippedCatalogue()
+	if err != nil {
 		return err
 	}
 	type checked struct {
 		policy.Decision
-		Valid bool   `json:"valid"`
-		Error string `json:"error,omitempty"`
+		Target string `json:"target,omitempty"`
+		Valid  bool   `json:"valid"`
+		Error  string `json:"error,omitempty"`
 	}
 	out := struct {
 		Revision  string    `json:"policyRevision"`
@@ -75,12 +122,74 @@ func policyEval(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}{Revision: p.Revision, Decisions: []checked{}}
 	for _, d := range ds {
 		c := checked{Decision: d, Valid: true}
-		if _, err := reg.Check(d.Action, d.Params); err != nil {
+		t, err := reg.Check(d.Action, d.Params)
+		if err != nil {
 			c.Valid, c.Error = false, err.Error()
 		}
+		c.Target = string(t)
 		out.Decisions = append(out.Decisions, c)
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// errTestsFailed makes `remedy policy test` exit non-zero.
+var errTestsFailed = errors.New("policy tests failed")
+
+// policyTest runs the policy's Rego tests, as `opa test` does, and then the load-time
+// catalogue check the engine applies.
+func policyTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("remedy policy test", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("policies", "policies", "directory or bundle of Rego policies and data")
+	run := fs.String("run", "", "run only the tests whose name matches this regular expression")
+	verbose := fs.Bool("v", false, "list every test, not only failures")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	results, err := policy.RunTests(ctx, *dir, *run, 0)
+	if err != nil {
+		return err
+	}
+	passed, failed := 0, 0
+	for _, r := range results {
+		if r.Pass() {
+			passed++
+		} else if !r.Skip {
+			failed++
+		}
+		if *verbose || !r.Pass() {
+			loc := "?"
+			if r.Location != nil {
+				loc = fmt.Sprintf("%s:%d", r.Location.File, r.Location.Row)
+			}
+			status := "PASS"
+			switch {
+			case r.Error != nil:
+				status = "ERROR: " + r.Error.Error()
+			case r.Fail:
+				status = "FAIL"
+			case r.Skip:
+				status = "SKIPPED"
+			}
+			fmt.Fprintf(stdout, "%s: %s.%s: %s (%s)\n", loc, r.Package, r.Name, status, r.Duration.Round(time.Microsecond))
+		}
+	}
+	fmt.Fprintf(stdout, "PASS: %d/%d\n", passed, passed+failed)
+	if failed > 0 {
+		return fmt.Errorf("%w: %d of %d", errTestsFailed, failed, passed+failed)
+	}
+	if *run != "" {
+		return nil
+	}
+	_, check, err := shippedCatalogue()
+	if err != nil {
+		return err
+	}
+	if _, err := policy.LoadWith(ctx, *dir, policy.Options{Check: check, SkipTests: true}); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "catalogue: every decision seen in the rules and the tests' inputs is valid")
+	return nil
 }
