@@ -45,6 +45,10 @@ type Options struct {
 	// RediscoverEvery is how many scans reuse one discovery of the NICs and their
 	// queue IRQs (DefaultRediscoverEvery when zero); a vanished IRQ forces a new one.
 	RediscoverEvery int
+	// AffinityEvery: the queue IRQs' affinities are read every AffinityEvery scans
+	// (DefaultAffinityEvery when zero), and at once when an IRQ was served by a CPU
+	// outside its known affinity.
+	AffinityEvery int
 	// MinQueues is the least number of queues a NIC needs to be judged (a single queue
 	// cannot be spread); DefaultMinQueues when zero.
 	MinQueues int
@@ -66,7 +70,9 @@ type Detector struct {
 	spare  *sample // the sample before prev, reused to spare allocations
 	perCPU []uint64
 	deltas []uint64
-	m      metrics
+	// affScans counts scans since affinities were last read in full.
+	affScans int
+	m        metrics
 }
 
 // discovered is a NIC's queue IRQs; discovery is redone every RediscoverEvery scans.
@@ -75,7 +81,8 @@ type discovered struct {
 	irqs        []nodefs.QueueIRQ
 	queues      int
 	eff, smp    []string         // affinity file paths, parallel to irqs
-	masks       []nodefs.CPUMask // storage reused across scans
+	masks       []nodefs.CPUMask // last read affinities, storage reused across scans
+	known       bool             // masks have been read
 	noEffective bool             // the kernel has no effective_affinity
 }
 
@@ -87,8 +94,13 @@ type sample struct {
 	cpu    []nodefs.CPUTime
 }
 
-// DefaultRediscoverEvery is how many scans reuse one discovery of the NICs' queue IRQs.
-const DefaultRediscoverEvery = 30
+// Defaults of the read cadence.
+const (
+	// DefaultRediscoverEvery is how many scans reuse one discovery of the NICs' queue IRQs.
+	DefaultRediscoverEvery = 30
+	// DefaultAffinityEvery is how many scans may reuse the affinities read.
+	DefaultAffinityEvery = 10
+)
 
 // New builds the detector over fs.
 func New(fs nodefs.FS, opts Options) (*Detector, error) {
@@ -103,6 +115,9 @@ func New(fs nodefs.FS, opts Options) (*Detector, error) {
 	}
 	if opts.RediscoverEvery <= 0 {
 		opts.RediscoverEvery = DefaultRediscoverEvery
+	}
+	if opts.AffinityEvery <= 0 {
+		opts.AffinityEvery = DefaultAffinityEvery
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -168,7 +183,9 @@ func (d *Detector) Scan(ctx context.Context) ([]detect.Finding, error) {
 			return nil, fmt.Errorf("irq: %w", err)
 		}
 	}
-	nics, err := d.affinities()
+	reread := d.affScans%d.opts.AffinityEvery == 0 || d.landedElsewhere(cur)
+	d.affScans++
+	nics, err := d.affinities(reread)
 	if err != nil {
 		return nil, err
 	}
@@ -236,13 +253,19 @@ func sameIRQs(a, b []discovered) bool {
 
 // affinities reads where each queue IRQ is routed now: its effective affinity where
 // the kernel reports one, else its smp_affinity.
-func (d *Detector) affinities() ([]nic, error) {
+func (d *Detector) affinities(reread bool) ([]nic, error) {
 	out := make([]nic, 0, len(d.nics))
 	for i := range d.nics {
 		dn := &d.nics[i]
 		n := nic{iface: dn.iface, irqs: dn.irqs, queues: dn.queues, affinity: dn.masks}
+		reread := reread || !dn.known
+		dn.known = true
 		for j := range dn.irqs {
-			var m nodefs.CPUMask
+			m := dn.masks[j]
+			if !reread {
+				n.spread = orMask(n.spread, m)
+				continue
+			}
 			err := os.ErrNotExist
 			if !dn.noEffective {
 				m, err = d.r.Mask(dn.eff[j], dn.masks[j])
@@ -260,17 +283,46 @@ func (d *Detector) affinities() ([]nic, error) {
 				return nil, fmt.Errorf("irq: %w", err)
 			}
 			dn.masks[j] = m
-			for w, bits := range m {
-				for len(n.spread) <= w {
-					n.spread = append(n.spread, 0)
-				}
-				n.spread[w] |= bits
-			}
+			n.spread = orMask(n.spread, m)
 		}
 		n.possible = min(n.queues, len(d.online))
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+func orMask(dst, m nodefs.CPUMask) nodefs.CPUMask {
+	for w, bits := range m {
+		for len(dst) <= w {
+			dst = append(dst, 0)
+		}
+		dst[w] |= bits
+	}
+	return dst
+}
+
+// landedElsewhere reports whether, since the previous scan, a queue IRQ was served by a
+// CPU outside its known affinity: the affinity changed (it takes effect at the next
+// interrupt), so it must be read again. Without that, affinities are read every
+// AffinityEvery scans: one file per IRQ is most of this detector's cost.
+func (d *Detector) landedElsewhere(cur *sample) bool {
+	if d.prev == nil {
+		return true
+	}
+	for _, dn := range d.nics {
+		if !dn.known {
+			return true
+		}
+		for j, q := range dn.irqs {
+			now, before := cur.counts[q.IRQ], d.prev.counts[q.IRQ]
+			for col := range min(len(now), len(before), len(d.online)) {
+				if now[col] > before[col] && !dn.masks[j].Has(d.online[col]) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // queues counts the queues behind a NIC's IRQs: virtio gives each queue pair an input

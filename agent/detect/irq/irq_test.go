@@ -3,7 +3,10 @@ package irq
 import (
 	"context"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -180,5 +183,39 @@ func TestRediscoveryKeepsDeltas(t *testing.T) {
 	}
 	if !slices.Equal(per, []int{0, 1, 1, 1}) {
 		t.Fatalf("findings per scan with rediscovery every scan = %v", per)
+	}
+}
+
+// TestAffinityCadence: affinities are re-read at once when interrupts land on a CPU
+// outside them (the skewed node's rebalance above), and at the latest every
+// AffinityEvery scans when no interrupt shows the change.
+func TestAffinityCadence(t *testing.T) {
+	n, d := detecttest.Replay(t, "balanced8", func(fs nodefs.FS, now func() time.Time) (*Detector, error) {
+		return New(fs, Options{AffinityEvery: 3, Now: now})
+	})
+	for n.Next(t) {
+		if _, err := d.Scan(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Skew the affinities behind the detector's back; no interrupt arrives.
+	for i := 24; i <= 32; i++ {
+		m := []string{"20", "10"}[i%2]
+		for _, f := range []string{"smp_affinity", "effective_affinity"} {
+			if err := os.WriteFile(filepath.Join(n.Root, "proc/irq", strconv.Itoa(i), f), []byte(m+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var per []int
+	for range 3 {
+		found, err := d.Scan(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		per = append(per, len(found))
+	}
+	if !slices.Equal(per, []int{0, 0, 1}) {
+		t.Fatalf("findings per scan after a silent affinity change = %v, want [0 0 1]", per)
 	}
 }
