@@ -47,8 +47,8 @@ import (
 // Action is this executor's action name.
 const Action = "nic.tune"
 
-// Parts of the profile, as named in "skip".
-var parts = []string{"ring", "channels", "rps", "rfs", "backlog"}
+// partNames are the parts of the profile, as named in "skip".
+func partNames() []string { return []string{"ring", "channels", "rps", "rfs", "backlog"} }
 
 // Defaults of the profile.
 const (
@@ -83,8 +83,8 @@ func (p *Params) Validate() error {
 		}
 	}
 	for _, s := range p.Skip {
-		if !slices.Contains(parts, s) {
-			return fmt.Errorf("skip %q: not one of %s", s, strings.Join(parts, ", "))
+		if !slices.Contains(partNames(), s) {
+			return fmt.Errorf("skip %q: not one of %s", s, strings.Join(partNames(), ", "))
 		}
 	}
 	return nil

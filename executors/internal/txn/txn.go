@@ -71,6 +71,9 @@ func Apply(ctx context.Context, changes []Change, dryRun bool) Outcome {
 	}
 	if len(pending) == 0 {
 		out.Status, out.After = executors.Succeeded, out.Before
+		if dryRun {
+			out.Status = executors.DryRun
+		}
 		out.Message = fmt.Sprintf("no change: %d setting(s) already hold the wanted values", len(changes))
 		return out
 	}

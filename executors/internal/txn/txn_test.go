@@ -85,6 +85,14 @@ func TestApply(t *testing.T) {
 			end: map[string]string{"a": "1", "b": "2"},
 		},
 		{
+			name:   "dry run of values already held",
+			start:  map[string]string{"a": "1"},
+			steps:  []step{{name: "a", want: "1"}},
+			dry:    true,
+			status: executors.DryRun, msg: "no change: 1 setting(s) already hold the wanted values",
+			end: map[string]string{"a": "1"},
+		},
+		{
 			name:   "a failed write half way rolls back the earlier ones",
 			start:  map[string]string{"a": "1", "b": "2", "c": "3"},
 			steps:  []step{{name: "a", want: "10"}, {name: "b", want: "20"}, {name: "c", want: "30", failOn: "30", err: errors.New("write c: boom")}},
