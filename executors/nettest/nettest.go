@@ -1,7 +1,11 @@
-// Package nettest gives the node executors' tests real kernel parts: a veth pair with
-// several queues inside a network namespace of its own, and a host root whose sys/ is that
+// Package nettest is the node executors' test kit, in the spirit of net/http/httptest.
+// It gives tests real kernel parts where the machine has them — a veth pair with several
+// queues inside a network namespace of its own, and a host root whose sys/ is that
 // namespace's sysfs, so an executor writes the pair's rps_cpus and channels exactly as it
-// would a node's NIC. Everything created is deleted when the test ends.
+// would a node's NIC — and stand-ins where it has not: fixture host roots (NodeTree,
+// Node8), a read-only bind mount to make one write fail (ReadOnly), and FakeNIC for ring
+// sizes no virtual device supports. CheckParams and FuzzParams check executors'
+// parameters. Everything created is deleted when the test ends. Only tests import it.
 package nettest
 
 import (
