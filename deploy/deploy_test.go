@@ -31,7 +31,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
 
 	"github.com/remedyhq/remedy/test/kubeenv"
@@ -230,6 +232,7 @@ func TestRender(t *testing.T) {
 					t.Errorf("%s in namespace %q, want remedy-system", o, o.NS)
 				}
 			}
+			checkStrict(t, objs)
 			checkReferences(t, objs)
 			checkWorkloads(t, objs)
 			if dir == "monitoring" {
@@ -239,6 +242,22 @@ func TestRender(t *testing.T) {
 			checkEngine(t, objs)
 			checkFlags(t, objs)
 		})
+	}
+}
+
+// checkStrict decodes every built-in object with the API types, strictly: an unknown
+// or duplicated field (a typo that kubectl would drop with a warning) fails. The
+// Prometheus Operator kinds are checked by promtool instead.
+func checkStrict(t *testing.T, objs []object) {
+	t.Helper()
+	dec := serializer.NewCodecFactory(scheme.Scheme, serializer.EnableStrict).UniversalDeserializer()
+	for _, o := range objs {
+		if o.Kind == "PrometheusRule" || o.Kind == "PodMonitor" {
+			continue
+		}
+		if _, _, err := dec.Decode(o.Raw, nil, nil); err != nil {
+			t.Errorf("%s: %v", o, err)
+		}
 	}
 }
 
