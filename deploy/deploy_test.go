@@ -451,6 +451,18 @@ func checkEngine(t *testing.T, objs []object) {
 		if *ss.Spec.Replicas != 3 {
 			t.Errorf("NATS: %d replicas, want 3", *ss.Spec.Replicas)
 		}
+		var routes []string
+		for _, a := range ss.Spec.Template.Spec.Containers[0].Args {
+			if r, ok := strings.CutPrefix(a, "--routes="); ok {
+				routes = strings.Split(r, ",")
+			}
+		}
+		for i := range 3 {
+			want := fmt.Sprintf("nats://route:$(NATS_ROUTE_PASSWORD)@remedy-nats-%d.%s:6222", i, ss.Spec.ServiceName)
+			if !slices.Contains(routes, want) {
+				t.Errorf("NATS routes %v lack %s", routes, want)
+			}
+		}
 		if !slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--audit-dsn=") }) {
 			t.Errorf("ha engine args %v: no --audit-dsn (two replicas need a shared audit log)", c.Args)
 		}

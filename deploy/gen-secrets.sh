@@ -4,7 +4,7 @@
 #   base/secrets/webhook-token        bearer token Alertmanager sends to the webhook
 #   base/secrets/approvers.yaml       one admin API token (add people: engine/approval roles)
 #   base/secrets/dispatch.key, .pub   ed25519 key pair: the engine signs actions, agents verify
-#   overlays/ha/secrets/nats-engine-password, nats-agent-password
+#   overlays/ha/secrets/nats-engine-password, nats-agent-password, nats-route-password
 #   overlays/ha/secrets/nats-users.conf   NATS users: the engine, and one user per node
 #                                         confined to that node's subjects
 #   overlays/ha/secrets/audit-dsn     PostgreSQL DSN of the audit log ($REMEDY_AUDIT_DSN)
@@ -63,6 +63,7 @@ chmod 0644 "$base/dispatch.pub"
 
 keep "$ha/nats-engine-password" rand
 keep "$ha/nats-agent-password" rand
+keep "$ha/nats-route-password" rand
 dsn() {
   if [ -n "${REMEDY_AUDIT_DSN:-}" ]; then
     printf '%s\n' "$REMEDY_AUDIT_DSN"

@@ -43,12 +43,17 @@ func TestNATSConfigParses(t *testing.T) {
 	t.Setenv("POD_NAME", "remedy-nats-0")
 	t.Setenv("NATS_ENGINE_PASSWORD", readSecret(t, root, "overlays/ha/secrets/nats-engine-password"))
 	t.Setenv("NATS_AGENT_PASSWORD", readSecret(t, root, "overlays/ha/secrets/nats-agent-password"))
+	routePW := readSecret(t, root, "overlays/ha/secrets/nats-route-password")
+	t.Setenv("NATS_ROUTE_PASSWORD", routePW)
 	o, err := server.ProcessConfigFile(filepath.Join(dir, "nats.conf"))
 	if err != nil {
 		t.Fatalf("nats.conf: %v", err)
 	}
-	if o.ServerName != "remedy-nats-0" || !o.JetStream || o.Cluster.Name != "remedy" || len(o.Routes) != 3 {
-		t.Errorf("server %q jetstream %v cluster %q routes %d; want remedy-nats-0, true, remedy, 3", o.ServerName, o.JetStream, o.Cluster.Name, len(o.Routes))
+	if o.ServerName != "remedy-nats-0" || !o.JetStream || o.Cluster.Name != "remedy" || o.Cluster.Port != 6222 {
+		t.Errorf("server %q jetstream %v cluster %q port %d; want remedy-nats-0, true, remedy, 6222", o.ServerName, o.JetStream, o.Cluster.Name, o.Cluster.Port)
+	}
+	if o.Cluster.Username != "route" || o.Cluster.Password != routePW {
+		t.Errorf("cluster routes authenticate as %q (password from the environment: %v); want route", o.Cluster.Username, o.Cluster.Password == routePW)
 	}
 	if got := len(o.Users); got != 1+len(testNodes) {
 		t.Errorf("%d users, want the engine and %d nodes", got, len(testNodes))
