@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -194,11 +195,25 @@ func TestLiveVeth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	// Send until the kernel has dropped at least 100: the first packets wait for ARP,
+	// which a loaded machine may take a while to answer.
 	big := make([]byte, 1400)
-	deadline := time.Now().Add(5 * time.Second)
-	for sent := 0; sent < 500 && time.Now().Before(deadline); sent++ {
-		_, _ = conn.Write(big) // ARP may take a moment; a failed write is retried by the loop
-		time.Sleep(200 * time.Microsecond)
+	counter := fmt.Sprintf("/sys/class/net/%s/statistics/tx_dropped", a)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		for range 50 {
+			_, _ = conn.Write(big) // a write refused while ARP resolves is retried by the loop
+		}
+		b, err := os.ReadFile(counter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := strconv.Atoi(strings.TrimSpace(string(b))); n >= 100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the kernel dropped only %s packets in 10s", strings.TrimSpace(string(b)))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	fsgot, err := d.Scan(context.Background())
 	if err != nil {
