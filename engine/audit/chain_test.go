@@ -349,3 +349,32 @@ func TestParseKey(t *testing.T) {
 		t.Error("an HMAC key has no public form")
 	}
 }
+
+// An Append whose context ends while its commit runs still reports the commit's
+// outcome: an error must mean the events were not written.
+func TestGroupCommitterWaitsForQueuedCommit(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	g := audit.NewGroupCommitter(10, func(_ context.Context, b [][]audit.Event) ([][]bool, error) {
+		close(started)
+		<-release
+		return [][]bool{{true}}, nil
+	})
+	defer g.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := g.Append(ctx, []audit.Event{{Type: audit.Decision}})
+		done <- err
+	}()
+	<-started
+	cancel()
+	select {
+	case err := <-done:
+		t.Fatalf("Append returned %v before its commit ended", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("Append after a committed write = %v, want nil", err)
+	}
+}

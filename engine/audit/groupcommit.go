@@ -52,8 +52,9 @@ func (g *GroupCommitter) Append(ctx context.Context, events []Event) ([]bool, er
 	case <-g.ctx.Done():
 		return nil, ErrClosed
 	}
-	// Once queued, the commit happens whether or not the caller still waits; the caller
-	// learns the outcome only if it does.
+	// Once queued, the events are committed (or not) whatever ctx does: wait for the
+	// outcome, so that an error always means "not written" and a caller that returns
+	// has its events visible to the next reader. A commit is bounded by the database.
 	select {
 	case res := <-r.done:
 		return res.inserted, res.err
@@ -64,8 +65,6 @@ func (g *GroupCommitter) Append(ctx context.Context, events []Event) ([]bool, er
 		default:
 			return nil, ErrClosed
 		}
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 }
 
