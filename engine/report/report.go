@@ -15,10 +15,10 @@ import (
 // Table writes events as an aligned table, in the order given.
 func Table(w io.Writer, events []audit.Event) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tTIME\tTYPE\tNODE\tKIND\tACTION\tOUTCOME\tCORRELATION\tDETAIL")
+	fmt.Fprintln(tw, "SEQ\tTIME\tTYPE\tNODE\tKIND\tACTION\tACTOR\tOUTCOME\tCORRELATION\tDETAIL")
 	for _, e := range events {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Local().Format(time.TimeOnly), e.Type,
-			dash(e.Node), dash(e.Kind), dash(e.Action), dash(e.Outcome), dash(e.CorrelationID), Summary(e))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Local().Format(time.TimeOnly), e.Type,
+			dash(e.Node), dash(e.Kind), dash(e.Action), dash(e.Actor), dash(e.Outcome), dash(e.CorrelationID), Summary(e))
 	}
 	return tw.Flush()
 }
