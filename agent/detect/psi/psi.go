@@ -287,9 +287,9 @@ func (d *Detector) judge(path, r string, p, pp Pressure, us, throttled, podThrot
 		ev = append(ev, fmt.Sprintf("%s %s full: stalled %.1f%% of the interval (avg10 %.2f)", scope, r, full, p.Full.Avg10))
 	}
 	if r == "cpu" {
-		if path == "" {
+		if path == "" && d.cgroot != "" {
 			vals["pods_throttled_percent"] = podThrottled
-			ev = append(ev, fmt.Sprintf("pods throttled %.1f%% of the interval in total", podThrottled))
+			ev = append(ev, fmt.Sprintf("%d pods throttled %.1f%% of the interval in total", len(d.pods), podThrottled))
 		} else if g.cpu != nil && pg.cpu != nil {
 			vals["throttled_percent"] = throttled
 			vals["nr_throttled"] = float64(g.cpu.NrThrottled - min(g.cpu.NrThrottled, pg.cpu.NrThrottled))
