@@ -15,16 +15,18 @@ import (
 // Action, ActionID, Actor, Outcome, PolicyRev, InputHash, Key, Detail), each prefixed by
 // its length so that no two contents encode alike. Hex-encoded.
 func HashEvent(e *Event) string {
-	h := sha256.New()
-	var b [binary.MaxVarintLen64]byte
-	h.Write(binary.BigEndian.AppendUint64(b[:0], uint64(e.Seq)))
-	h.Write(binary.BigEndian.AppendUint64(b[:0], uint64(e.Time.UnixNano())))
-	for _, f := range []string{e.PrevHash, string(e.Type), e.CorrelationID, e.Node, e.Kind, e.Action,
-		e.ActionID, e.Actor, e.Outcome, e.PolicyRev, e.InputHash, e.Key, string(e.Detail)} {
-		h.Write(binary.AppendUvarint(b[:0], uint64(len(f))))
-		h.Write([]byte(f))
+	var stack [1024]byte
+	b := binary.BigEndian.AppendUint64(stack[:0], uint64(e.Seq))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixNano()))
+	for _, f := range [...]string{e.PrevHash, string(e.Type), e.CorrelationID, e.Node, e.Kind, e.Action,
+		e.ActionID, e.Actor, e.Outcome, e.PolicyRev, e.InputHash, e.Key} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	b = binary.AppendUvarint(b, uint64(len(e.Detail)))
+	b = append(b, e.Detail...)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Normalize checks an event before it is appended and compacts its Detail, so that the
