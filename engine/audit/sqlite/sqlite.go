@@ -1,6 +1,7 @@
 // Package sqlite is the embedded audit store: one SQLite database in WAL mode with
 // synchronous=FULL, written by a single group-committing writer (pure Go, no cgo:
-// modernc.org/sqlite). The single write connection is the chain's lock.
+// modernc.org/sqlite). The single write connection, in BEGIN IMMEDIATE transactions, is
+// the chain's lock.
 package sqlite
 
 import (
@@ -31,7 +32,9 @@ func Open(path string, opts audit.Options) (*Store, error) {
 		q.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + q.Encode()
-	w, err := sql.Open("sqlite", dsn)
+	// BEGIN IMMEDIATE: a writer takes the write lock before it reads the chain's head, so
+	// that two processes on one file extend the chain in turn instead of failing.
+	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open audit db: %w", err)
 	}
