@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/remedyhq/remedy/engine/app"
+	"github.com/remedyhq/remedy/engine/audit"
+)
+
+// copyDir copies the files of a flat directory.
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestPolicyReplayShowsAChangedThreshold runs the engine with the default library, posts
+// two Alertmanager webhooks, and replays them through a copy of the library whose
+// default backlog is raised: the backlog decision changes, the IRQ skew one does not.
+func TestPolicyReplayShowsAChangedThreshold(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	live, cand := filepath.Join(dir, "live"), filepath.Join(dir, "candidate")
+	copyDir(t, "../../policies", live)
+	copyDir(t, "../../policies", cand)
+	cfg := filepath.Join(cand, "config.yaml")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(b), "backlog_default: 8192", "backlog_default: 16384", 1)
+	if changed == string(b) {
+		t.Fatal("config.yaml has no backlog_default: 8192")
+	}
+	if err := os.WriteFile(cfg, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	a, err := app.Start(ctx, app.Options{DataDir: filepath.Join(dir, "data"), PolicyDir: live,
+		Listen: "127.0.0.1:0", NATSListen: "127.0.0.1:-1", DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Stop)
+	for _, f := range []string{"irq_skew.json", "packet_drops.json"} {
+		body, err := os.ReadFile(filepath.Join("../../testdata/alertmanager", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Post(a.URL()+"/webhooks/alertmanager", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("post %s: %s", f, resp.Status)
+		}
+	}
+	var drops audit.Event
+	waitFor(t, func() bool {
+		evs, err := a.Store.Query(ctx, audit.Filter{Type: audit.Decision})
+		if err != nil || len(evs) < 2 {
+			return false
+		}
+		for _, ev := range evs {
+			if ev.Kind == "packet_drops" {
+				drops = ev
+			}
+		}
+		return true
+	})
+
+	out, err := runCLI("policy", "replay", "--since", "1h", "--policies", cand, "--server", a.URL())
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	candidate := strings.SplitN(out, "candidate revision ", 2)[1][:16]
+	since := strings.SplitN(strings.TrimPrefix(out, "replayed 2 signals recorded since "), " ", 2)[0]
+	want := fmt.Sprintf(`replayed 2 signals recorded since %s through candidate revision %s: 1 changed
+
+%s  aks-nodepool1-00000002  packet_drops firing  correlation %s  (decided by revision %s)
+  - sysctl.set {"key":"net.core.netdev_max_backlog","value":8192} low
+  + sysctl.set {"key":"net.core.netdev_max_backlog","value":16384} low
+      because: eth0 drops (backlog_overflow): the softnet backlog overflows; raising net.core.netdev_max_backlog to 16384
+
+note: node and cluster facts are not in the audit log; the candidate saw the recorded signal and the node's action history
+`, since, candidate, drops.Time.UTC().Format(time.RFC3339), drops.CorrelationID, a.Policy.Current().Revision)
+	if out != want {
+		t.Errorf("replay output:\n%s\nwant:\n%s", out, want)
+	}
+	if candidate == a.Policy.Current().Revision {
+		t.Error("the candidate has the running policy's revision")
+	}
+
+	// The running library itself replays without a change.
+	out, err = runCLI("policy", "replay", "--since", "1h", "--policies", live, "--server", a.URL())
+	if err != nil || !strings.HasSuffix(out, ": 0 changed\n") {
+		t.Errorf("replay of the running policy: %v\n%s", err, out)
+	}
+}
+
+func TestPolicyTestCommand(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, "../../policies", dir)
+	out, err := runCLI("policy", "test", "--policies", dir)
+	if err != nil || !strings.Contains(out, "catalogue: every decision seen in the rules and the tests' inputs is valid") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	// A threshold edit that breaks a scenario fails the tests, with the test's place.
+	cfg := filepath.Join(dir, "config.yaml")
+	b, _ := os.ReadFile(cfg)
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "max_spread_ratio: 0.5", "max_spread_ratio: 0.2", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCLI("policy", "test", "--policies", dir, "--run", "irq_skew")
+	if err == nil || !strings.Contains(out, "irq_skew_test.rego:") || !strings.Contains(out, "test_nine_irqs_on_cpus_4_and_5_restart_irqbalance: FAIL") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
