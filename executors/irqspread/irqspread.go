@@ -5,8 +5,8 @@
 // writes with EIO, are skipped and named in the result. irqbalance may move the IRQs
 // again later: stop it or ban the IRQs if the spread must hold.
 //
-// Privileges: write access to the host's /proc/irq (a privileged container with the
-// host's /proc mounted at the host root) and read access to its /sys.
+// Privileges: uid 0 (root owns /proc/irq/*/smp_affinity) with the host's /proc/irq
+// mounted read-write below the host root, and read access to the host's /sys.
 //
 // Example decision:
 //

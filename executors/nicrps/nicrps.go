@@ -9,9 +9,9 @@
 // every rx queue, by default the global size divided by the number of queues, as the
 // kernel's scaling.rst recommends. Both are powers of two, since the kernel rounds them up.
 //
-// Privileges: write access to the host's /sys (rps_cpus, rps_flow_cnt) and /proc/sys
-// (rps_sock_flow_entries, root network namespace only): a privileged container with
-// hostNetwork and the host's /sys and /proc mounted at the host root.
+// Privileges: uid 0 with CAP_NET_ADMIN, hostNetwork, and read-write mounts below the host
+// root of the host's /sys/devices (rps_cpus, rps_flow_cnt; /sys/class/net links there)
+// and /proc/sys/net (rps_sock_flow_entries, root network namespace only).
 //
 // Example decisions:
 //

@@ -19,8 +19,8 @@
 // are written.
 //
 // Privileges: those of nic.ring, nic.channels, nic.rps, nic.rfs and sysctl.set together:
-// CAP_NET_ADMIN in the host's network namespace, write access to the host's /sys and
-// /proc/sys (a privileged container with hostNetwork).
+// uid 0 with CAP_NET_ADMIN in the host's network namespace (hostNetwork), the host's
+// /sys/devices and /proc/sys/net mounted read-write below the host root.
 //
 // Example decision:
 //

@@ -4,9 +4,9 @@
 // the old values when a write or a verify fails. Several keys given together are one
 // transaction: all are set or none.
 //
-// Privileges: write access to the host's /proc/sys (a privileged container, or
-// CAP_SYS_ADMIN with /proc/sys mounted read-write). The net.core keys exist only in the
-// host's root network namespace, so the agent runs with hostNetwork.
+// Privileges: uid 0 with CAP_NET_ADMIN (the kernel's check for net sysctls) and the host's
+// /proc/sys/net mounted read-write below the host root. The net.core keys exist only in
+// the host's root network namespace, so the agent runs with hostNetwork.
 //
 // Example decisions:
 //
