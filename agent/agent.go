@@ -94,7 +94,7 @@ func Run(ctx context.Context, o Options) error {
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
 	for {
-		err := bus.Consume(ctx, js, bus.StreamActions, cfg, a.handle)
+		err := bus.Consume(ctx, js, bus.StreamActions, cfg, 1, a.handle)
 		if ctx.Err() != nil {
 			return nil
 		}

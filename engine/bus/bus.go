@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -93,19 +94,37 @@ type Handler func(ctx context.Context, msg jetstream.Msg) error
 // ErrTerminal marks a message that must not be redelivered.
 var ErrTerminal = errors.New("terminal message error")
 
-// Consume runs h for every message of a durable consumer until ctx ends, one at a
-// time; it acks after h succeeds.
-func Consume(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, h Handler) error {
+// Consume runs h for every message of a durable consumer until ctx ends, with up to
+// workers messages in flight (1: strictly one at a time); it acks after h succeeds.
+// Each handler's work is durable (an fsync'd commit), so concurrent handlers share
+// commits instead of queueing behind each other's fsync.
+func Consume(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, workers int, h Handler) error {
+	if workers < 1 {
+		workers = 1
+	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, stream, cfg)
 	if err != nil {
 		return fmt.Errorf("consumer %s on %s: %w", cfg.Durable, stream, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(64))
+	it, err := cons.Messages(jetstream.PullMaxMessages(max(64, 2*workers)))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", cfg.Durable, err)
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
+	msgs := make(chan jetstream.Msg)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for msg := range msgs {
+				settle(ctx, msg, h(ctx, msg))
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer close(msgs)
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -114,17 +133,21 @@ func Consume(ctx context.Context, js jetstream.JetStream, stream string, cfg jet
 			}
 			return fmt.Errorf("consume %s: %w", cfg.Durable, err)
 		}
-		switch herr := h(ctx, msg); {
-		case herr == nil:
-			// Wait for the server to confirm the ack: an ack lost at shutdown means a
-			// redelivery, which is safe but noisy.
-			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			_ = msg.DoubleAck(actx)
-			cancel()
-		case errors.Is(herr, ErrTerminal):
-			_ = msg.Term()
-		default:
-			_ = msg.NakWithDelay(time.Second)
-		}
+		msgs <- msg
+	}
+}
+
+func settle(ctx context.Context, msg jetstream.Msg, herr error) {
+	switch {
+	case herr == nil:
+		// Wait for the server to confirm the ack: an ack lost at shutdown means a
+		// redelivery, which is safe but noisy.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = msg.DoubleAck(actx)
+		cancel()
+	case errors.Is(herr, ErrTerminal):
+		_ = msg.Term()
+	default:
+		_ = msg.NakWithDelay(time.Second)
 	}
 }

@@ -26,6 +26,9 @@ const (
 	ResultsConsumer = "engine-results"
 )
 
+// Workers is how many signals or results the engine handles at once per consumer.
+const Workers = 32
+
 // Dispatcher publishes actions; it satisfies engine.Dispatcher.
 type Dispatcher struct {
 	JS jetstream.JetStream
@@ -59,9 +62,10 @@ type RejectSink = signal.Sink
 // as rejected through sink and terminated; an event is acked once decided.
 func ConsumeSignals(ctx context.Context, js jetstream.JetStream, h SignalHandler, rejects RejectSink, log *slog.Logger) error {
 	cfg := jetstream.ConsumerConfig{
-		Durable:   SignalsConsumer,
-		AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait:   30 * time.Second,
+		Durable:       SignalsConsumer,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 4 * Workers,
 	}
 	return consumeForever(ctx, js, bus.StreamSignals, cfg, log, func(ctx context.Context, msg jetstream.Msg) error {
 		s, err := signal.DecodeCloudEvent(msg.Data())
@@ -91,9 +95,10 @@ type ResultRecorder interface {
 // ConsumeResults runs the result intake until ctx ends.
 func ConsumeResults(ctx context.Context, js jetstream.JetStream, rec ResultRecorder, log *slog.Logger) error {
 	cfg := jetstream.ConsumerConfig{
-		Durable:   ResultsConsumer,
-		AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait:   30 * time.Second,
+		Durable:       ResultsConsumer,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 4 * Workers,
 	}
 	return consumeForever(ctx, js, bus.StreamResults, cfg, log, func(ctx context.Context, msg jetstream.Msg) error {
 		var r executors.Result
@@ -107,7 +112,7 @@ func ConsumeResults(ctx context.Context, js jetstream.JetStream, rec ResultRecor
 
 func consumeForever(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, log *slog.Logger, h bus.Handler) error {
 	for {
-		err := bus.Consume(ctx, js, stream, cfg, h)
+		err := bus.Consume(ctx, js, stream, cfg, Workers, h)
 		if ctx.Err() != nil {
 			return nil
 		}
