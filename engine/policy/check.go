@@ -17,6 +17,14 @@ import (
 	"github.com/remedyhq/remedy/executors"
 )
 
+// CatalogueChecker adapts an action registry to a Checker.
+func CatalogueChecker(r *executors.Registry) Checker {
+	return func(action string, params json.RawMessage) error {
+		_, err := r.Check(action, params)
+		return err
+	}
+}
+
 // RunTests runs the tests of the policy at src (test_ rules, usually in *_test.rego),
 // those whose name matches filter (a regular expression; empty runs all), and returns
 // their results ordered by file and line.
