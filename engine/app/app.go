@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +37,7 @@ import (
 	"github.com/remedyhq/remedy/engine/transport"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/catalog"
+	kubeexec "github.com/remedyhq/remedy/executors/kube"
 	"github.com/remedyhq/remedy/webhooks/alertmanager"
 )
 
@@ -75,6 +77,11 @@ type Options struct {
 	// SigningKey signs every dispatched action (executors/signed); agents holding the
 	// public key refuse anything else. Nil dispatches unsigned actions.
 	SigningKey ed25519.PrivateKey
+	// PolicyReload is how often PolicyDir is looked at for changes; a change is loaded
+	// (compiled, tested, checked against the action catalogue) and swapped in, or
+	// rejected and audited while the running policy stays. 0 means every 5s; negative
+	// turns reloading off.
+	PolicyReload time.Duration
 	// ClusterExecutors run in the engine (Kubernetes actions).
 	ClusterExecutors []executors.Executor
 	ActionTTL        time.Duration
@@ -141,7 +148,8 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 		}
 	}()
 
-	pol, err := policy.Load(ctx, o.PolicyDir)
+	polOpts := policy.Options{Check: policy.CatalogueChecker(ShippedActions())}
+	pol, err := policy.LoadWith(ctx, o.PolicyDir, polOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +160,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 		return nil, err
 	}
 	a.Store = st
+	a.auditPolicy(policy.Event{Loaded: true, Source: o.PolicyDir, Revision: pol.Revision, Files: pol.Files, Tests: pol.Tests})
 
 	if o.NATSURL == "" {
 		a.ns, err = embedded.Start(embedded.Options{Listen: o.NATSListen, StoreDir: filepath.Join(o.DataDir, "jetstream")})
@@ -209,6 +218,14 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
 	a.Engine.Start(runCtx)
+	if o.PolicyReload >= 0 {
+		w, err := policy.NewWatcher(a.Policy, o.PolicyDir, policy.WatchOptions{Load: polOpts, Interval: o.PolicyReload,
+			OnChange: a.auditPolicy, Logger: o.Logger, Registerer: a.Registry})
+		if err != nil {
+			return nil, err
+		}
+		a.goRun(func() error { w.Run(runCtx); return nil })
+	}
 	a.goRun(func() error { return transport.ConsumeSignals(runCtx, a.JS, a.Engine, a.Engine, o.Logger) })
 	a.goRun(func() error { return transport.ConsumeResults(runCtx, a.JS, a.Engine, o.Logger) })
 	a.Approvals = approval.New(approval.Options{Store: st, Engine: a.Engine, Guards: a.Guards, Config: gcfg.Approval,
@@ -245,6 +262,32 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	o.Logger.Info("remedy engine started", "listen", a.addr, "nats", a.natsURL, "embedded_nats", a.ns != nil,
 		"policy_revision", pol.Revision, "policy_files", len(pol.Files), "dry_run", o.DryRun, "actions", reg.Actions())
 	return a, nil
+}
+
+// ShippedActions is every action remedy ships, node and cluster, for checking policies:
+// a policy is judged against the whole catalogue, whether or not this engine runs the
+// cluster actions (a decision for one it lacks is refused and audited when made).
+func ShippedActions() *executors.Registry {
+	reg := executors.NewRegistry()
+	_ = reg.Add(executors.OnNode, catalog.Node(catalog.Options{})...)
+	_ = reg.Add(executors.InCluster, kubeexec.Cluster(nil, kubeexec.Options{})...)
+	return reg
+}
+
+// auditPolicy records a policy load (policy.loaded) or a rejected change
+// (policy.rejected, with the error and the revision that keeps running).
+func (a *App) auditPolicy(ev policy.Event) {
+	detail := map[string]any{"source": ev.Source, "previous": ev.Previous, "files": ev.Files, "tests": ev.Tests}
+	e := audit.Event{Type: audit.PolicyLoaded, Actor: audit.ActorEngine, Outcome: audit.OutcomeOK, PolicyRev: ev.Revision}
+	if !ev.Loaded {
+		detail["error"] = ev.Err.Error()
+		e.Type, e.Outcome, e.PolicyRev = audit.PolicyRejected, audit.OutcomeRefused, ev.Previous
+	}
+	e.Detail, _ = json.Marshal(detail)
+	e.Key = fmt.Sprintf("%s:%s:%d", e.Type, e.PolicyRev, time.Now().UnixNano())
+	if _, err := a.Store.Append(context.Background(), e); err != nil {
+		a.log.Error("audit policy change", "type", e.Type, "err", err)
+	}
 }
 
 func (a *App) goRun(f func() error) {
