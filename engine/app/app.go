@@ -33,6 +33,7 @@ import (
 	"github.com/remedyhq/remedy/engine/facts"
 	"github.com/remedyhq/remedy/engine/guard"
 	"github.com/remedyhq/remedy/engine/guard/verify"
+	"github.com/remedyhq/remedy/engine/kube"
 	"github.com/remedyhq/remedy/engine/policy"
 	"github.com/remedyhq/remedy/engine/transport"
 	"github.com/remedyhq/remedy/executors"
@@ -77,6 +78,10 @@ type Options struct {
 	// SigningKey signs every dispatched action (executors/signed); agents holding the
 	// public key refuse anything else. Nil dispatches unsigned actions.
 	SigningKey ed25519.PrivateKey
+	// Kube connects the engine to a Kubernetes cluster (engine/kube): node facts from an
+	// informer cache, the cluster actions, node-condition signals and, optionally, leader
+	// election around the consumers. Nil runs without a cluster.
+	Kube *kube.Options
 	// PolicyReload is how often PolicyDir is looked at for changes; a change is loaded
 	// (compiled, tested, checked against the action catalogue) and swapped in, or
 	// rejected and audited while the running policy stays. 0 means every 5s; negative
@@ -109,6 +114,7 @@ type App struct {
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	log      *slog.Logger
+	kube     *kube.Cluster
 }
 
 // Addr is the HTTP listen address.
@@ -183,6 +189,9 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 		return nil, err
 	}
 
+	if _, err := a.startKube(ctx, &o); err != nil {
+		return nil, err
+	}
 	reg := executors.NewRegistry()
 	if err := reg.Add(executors.OnNode, catalog.Node(catalog.Options{})...); err != nil {
 		return nil, err
@@ -226,8 +235,13 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 		}
 		a.goRun(func() error { w.Run(runCtx); return nil })
 	}
-	a.goRun(func() error { return transport.ConsumeSignals(runCtx, a.JS, a.Engine, a.Engine, o.Logger) })
-	a.goRun(func() error { return transport.ConsumeResults(runCtx, a.JS, a.Engine, o.Logger) })
+	a.goRun(func() error {
+		return a.consume(runCtx, a.Engine,
+			func(ctx context.Context) error {
+				return transport.ConsumeSignals(ctx, a.JS, a.Engine, a.Engine, o.Logger)
+			},
+			func(ctx context.Context) error { return transport.ConsumeResults(ctx, a.JS, a.Engine, o.Logger) })
+	})
 	a.Approvals = approval.New(approval.Options{Store: st, Engine: a.Engine, Guards: a.Guards, Config: gcfg.Approval,
 		Logger: o.Logger, Registerer: a.Registry})
 	verifier := verify.New(verify.Options{Store: st, Sink: a.Engine, Config: gcfg.Verification, Logger: o.Logger})
@@ -323,6 +337,9 @@ func (a *App) Stop() {
 			a.Engine.Stop()
 		}
 		a.wg.Wait()
+		if a.kube != nil {
+			a.kube.Stop()
+		}
 		if a.NATS != nil {
 			a.NATS.Close()
 		}
