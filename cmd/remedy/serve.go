@@ -33,9 +33,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&o.AuditRetention, "audit-retention", 0, "remove audit rows older than this, leaving a signed checkpoint (0: keep all)")
 	keyFile := fs.String("signing-key", "", "ed25519 private key (PEM) that signs every action (remedy keygen makes one)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	kubeOptions := kubeFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	ko, err := kubeOptions()
+	if err != nil {
+		return err
+	}
+	o.Kube = ko
 	if *tokenFile != "" {
 		b, err := os.ReadFile(*tokenFile)
 		if err != nil {
