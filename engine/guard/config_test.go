@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -98,4 +99,24 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDocsExample keeps the example in docs/guards.md valid.
+func TestDocsExample(t *testing.T) {
+	b, err := os.ReadFile("../../docs/guards.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ex, ok := strings.Cut(string(b), "## Example\n\n```yaml\n")
+	if !ok {
+		t.Fatal("docs/guards.md has no example")
+	}
+	ex, _, _ = strings.Cut(ex, "```")
+	c, err := Parse([]byte(ex))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.BlastRadius) != 2 || c.Storm.Nodes != 20 {
+		t.Errorf("example parsed as %+v", c)
+	}
 }
