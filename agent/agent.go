@@ -13,13 +13,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/remedyhq/remedy/agent/detect"
+	"github.com/remedyhq/remedy/agent/detect/detectors"
 	"github.com/remedyhq/remedy/agent/journal"
 	"github.com/remedyhq/remedy/engine/bus"
+	"github.com/remedyhq/remedy/engine/signal"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/signed"
 )
@@ -39,8 +48,19 @@ type Options struct {
 	VerifyKey ed25519.PublicKey
 	// ActionTimeout bounds one execution (default 2m).
 	ActionTimeout time.Duration
+	// Detect, when set, runs the node detectors and publishes what they find as
+	// signals on remedy.signals.<node>.<kind>; Runner.Node and Publisher are filled in.
+	Detect *Detection
+	// MetricsListen serves /metrics (detector measurements) when set, e.g. ":9102".
+	MetricsListen string
 	Logger        *slog.Logger
 	Now           func() time.Time
+}
+
+// Detection configures the detectors the agent runs beside its executors.
+type Detection struct {
+	Detectors detectors.Options
+	Runner    detect.Options
 }
 
 // Agent executes one node's actions.
@@ -85,6 +105,30 @@ func Run(ctx context.Context, o Options) error {
 	}
 	a := &Agent{o: o, log: o.Logger.With("node", o.Node), js: js, j: j}
 	a.log.Info("agent running", "actions", o.Registry.Actions(), "dry_run", o.DryRun)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if o.Detect != nil {
+		if err := a.startDetectors(ctx, reg, &wg); err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+	}
+	if o.MetricsListen != "" {
+		srv := &http.Server{Addr: o.MetricsListen, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+		ln, err := net.Listen("tcp", o.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("agent: metrics listen: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = srv.Serve(ln)
+		}()
+		context.AfterFunc(ctx, func() { _ = srv.Close() })
+	}
 	cfg := jetstream.ConsumerConfig{
 		Durable:       bus.AgentConsumer(o.Node),
 		FilterSubject: bus.ActionSubject(o.Node),
@@ -105,6 +149,40 @@ func Run(ctx context.Context, o Options) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+// startDetectors runs the detectors and publishes their signals as CloudEvents, with the
+// signal key as JetStream message id.
+func (a *Agent) startDetectors(ctx context.Context, reg prometheus.Registerer, wg *sync.WaitGroup) error {
+	d := *a.o.Detect
+	d.Detectors.Registerer, d.Detectors.Logger = reg, a.o.Logger
+	ds, err := detectors.New(d.Detectors)
+	if err != nil {
+		return fmt.Errorf("detectors: %w", err)
+	}
+	source := "remedy-agent/" + a.o.Node
+	d.Runner.Node, d.Runner.Registerer, d.Runner.Logger = a.o.Node, reg, a.o.Logger
+	d.Runner.Publisher = detect.PublisherFunc(func(ctx context.Context, s signal.Signal) error {
+		b, err := signal.EncodeCloudEvent(&s, source)
+		if err != nil {
+			return err
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return bus.Publish(pctx, a.js, s.Subject(), s.Key(), b)
+	})
+	r, err := detect.NewRunner(d.Runner, ds.List...)
+	if err != nil {
+		ds.Close()
+		return fmt.Errorf("detectors: %w", err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer ds.Close()
+		_ = r.Run(ctx)
+	}()
+	return nil
 }
 
 func (a *Agent) handle(ctx context.Context, msg jetstream.Msg) error {

@@ -164,7 +164,8 @@ func TestAgentDependencies(t *testing.T) {
 		"github.com/nats-io/nats-server",
 		"modernc.org/sqlite",
 		"github.com/jackc/pgx",
-		"database/sql",
+		"github.com/lib/pq",
+		"github.com/mattn/go-sqlite3",
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		for _, f := range forbidden {

@@ -12,10 +12,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/remedyhq/remedy/agent"
+	"github.com/remedyhq/remedy/agent/scan"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/catalog"
 	"github.com/remedyhq/remedy/executors/signed"
@@ -24,7 +26,8 @@ import (
 const usage = `remedy-agent — remedy's node executor
 
 Usage:
-  remedy-agent run  --node NAME [flags]   execute the actions dispatched to this node
+  remedy-agent run  --node NAME [flags]   detect conditions and execute the actions dispatched to this node
+  remedy-agent scan [flags]               one-shot diagnosis: run every detector over N scans and print the evidence
 `
 
 func main() {
@@ -46,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "run":
 		return runAgent(ctx, args[1:], stderr)
+	case "scan":
+		return scan.Run(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -67,8 +72,29 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	hostRoot := fs.String("host-root", "/", "where the host's / is mounted (/host in a pod)")
 	verifyKey := fs.String("verify-key", "", "engine's ed25519 public key (PEM); when set, unsigned or wrongly signed actions are refused")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.MetricsListen, "metrics-listen", ":9102", "address of /metrics (empty: none)")
+	detectOn := fs.Bool("detect", true, "run the node detectors and publish their signals")
+	var d agent.Detection
+	fs.DurationVar(&d.Runner.Interval, "scan-interval", time.Second, "detector scan interval")
+	fs.IntVar(&d.Runner.FireAfter, "fire-after", 3, "consecutive scans a condition must hold before it fires")
+	fs.IntVar(&d.Runner.ResolveAfter, "resolve-after", 0, "consecutive clear scans before a firing condition resolves (default: --fire-after)")
+	fs.BoolVar(&d.Detectors.DriverStats, "driver-stats", true, "read NIC driver counters (ethtool -S)")
+	fs.StringVar(&d.Detectors.IMDSEndpoint, "imds-endpoint", "", "Azure IMDS scheduled events URL (enables the Freeze event detector)")
+	fs.StringVar(&d.Detectors.VMName, "vm-name", "", "this VM's name in scheduled events")
+	fs.Func("interfaces", "comma-separated NICs to watch (default: every device-backed NIC)", func(v string) error {
+		d.Detectors.Interfaces = splitList(v)
+		return nil
+	})
+	fs.Func("disable", "comma-separated detectors to leave out: irq, drops, psi, freeze", func(v string) error {
+		d.Detectors.Disable = splitList(v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *detectOn {
+		d.Detectors.HostRoot, d.Detectors.Interval = *hostRoot, d.Runner.Interval
+		o.Detect = &d
 	}
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(*level)); err != nil {
@@ -96,4 +122,14 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

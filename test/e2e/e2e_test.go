@@ -16,6 +16,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/remedyhq/remedy/agent"
+	"github.com/remedyhq/remedy/agent/detect"
+	"github.com/remedyhq/remedy/agent/detect/detectors"
+	"github.com/remedyhq/remedy/agent/detect/detecttest"
 	"github.com/remedyhq/remedy/engine/app"
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/demo"
@@ -236,5 +239,66 @@ func TestDemo(t *testing.T) {
 	}
 	if !strings.Contains(text, "action.result") {
 		t.Fatalf("no action reached an agent:\n%s", text)
+	}
+}
+
+// The agent's own detectors see IRQ skew on a node (the skewed 8-CPU fixture replayed
+// scan by scan under --host-root) and the signal travels as a CloudEvent over NATS into
+// the engine's audit log, firing and then resolved when the fixture rebalances.
+func TestAgentDetectorsToAudit(t *testing.T) {
+	testenv.Heavy(t)
+	s := startStack(t)
+	node := detecttest.Load(t, "skewed8")
+	const name = "e2e-skewed-node"
+	reg := executors.NewRegistry()
+	if err := reg.Add(executors.OnNode, catalog.Node(catalog.Options{HostRoot: node.Root})...); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- agent.Run(ctx, agent.Options{Node: name, NATSURL: s.app.NATSURL(), StateDir: t.TempDir(), Registry: reg,
+			Detect: &agent.Detection{
+				Detectors: detectors.Options{HostRoot: node.Root, Interval: 100 * time.Millisecond, CgroupRoot: "-",
+					Disable: []string{"drops", "psi", "freeze"}},
+				Runner: detect.Options{Interval: 100 * time.Millisecond, FireAfter: 2},
+			}})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	statuses := func() map[string]bool {
+		out := map[string]bool{}
+		for _, e := range s.events(t, audit.Filter{Node: name, Type: audit.SignalReceived}) {
+			if e.Kind == string(signal.KindIRQSkew) && e.Actor == "agent" {
+				out[e.Outcome] = true
+			}
+		}
+		return out
+	}
+	// Each fixture scan stays in place for several detector scans.
+	for node.Next(t) {
+		time.Sleep(400 * time.Millisecond)
+		if statuses()["resolved"] {
+			break
+		}
+	}
+	testenv.Eventually(t, 20*time.Second, "irq_skew firing and resolved in the audit log", func() bool {
+		st := statuses()
+		return st["firing"] && st["resolved"]
+	})
+	var sig signal.Signal
+	for _, e := range s.events(t, audit.Filter{Node: name, Type: audit.SignalReceived}) {
+		if e.Outcome == "firing" {
+			if err := json.Unmarshal(e.Detail, &sig); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if sig.Labels["cpus"] == "" || sig.Labels["iface"] == "" {
+		t.Fatalf("the signal lacks its evidence labels: %+v", sig)
 	}
 }
