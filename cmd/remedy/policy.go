@@ -10,11 +10,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/remedyhq/remedy/engine/app"
 	"github.com/remedyhq/remedy/engine/policy"
 	"github.com/remedyhq/remedy/engine/signal"
-	"github.com/remedyhq/remedy/executors"
-	"github.com/remedyhq/remedy/executors/catalog"
-	"github.com/remedyhq/remedy/executors/kube"
 )
 
 const policyUsage = `Usage:
@@ -39,22 +37,6 @@ func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprint(stderr, policyUsage)
 	return fmt.Errorf("unknown command \"policy %s\"", args[0])
-}
-
-// shippedCatalogue checks decisions against every action remedy ships, node and cluster,
-// whatever this engine is configured to run: a policy is judged on its own terms.
-func shippedCatalogue() (*executors.Registry, policy.Checker, error) {
-	reg := executors.NewRegistry()
-	if err := reg.Add(executors.OnNode, catalog.Node(catalog.Options{})...); err != nil {
-		return nil, nil, err
-	}
-	if err := reg.Add(executors.InCluster, kube.Cluster(nil, kube.Options{})...); err != nil {
-		return nil, nil, err
-	}
-	return reg, func(action string, params json.RawMessage) error {
-		_, err := reg.Check(action, params)
-		return err
-	}, nil
 }
 
 // policyEval evaluates the policy for one input: a full input document ({"signal": …,
@@ -106,10 +88,7 @@ func policyEval(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	reg, _, err := shippedCatalogue()
-	if err != nil {
-		return err
-	}
+	reg := app.ShippedActions()
 	type checked struct {
 		policy.Decision
 		Target string `json:"target,omitempty"`
@@ -183,10 +162,7 @@ func policyTest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *run != "" {
 		return nil
 	}
-	_, check, err := shippedCatalogue()
-	if err != nil {
-		return err
-	}
+	check := policy.CatalogueChecker(app.ShippedActions())
 	if _, err := policy.LoadWith(ctx, *dir, policy.Options{Check: check, SkipTests: true}); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -140,5 +141,72 @@ func TestPolicyTestCommand(t *testing.T) {
 	out, err = runCLI("policy", "test", "--policies", dir, "--run", "irq_skew")
 	if err == nil || !strings.Contains(out, "irq_skew_test.rego:") || !strings.Contains(out, "test_nine_irqs_on_cpus_4_and_5_restart_irqbalance: FAIL") {
 		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+// TestPolicyHotReload runs the engine with reloading every 20ms: a broken change is
+// rejected and audited while the running policy keeps deciding, a good one is swapped in.
+func TestPolicyHotReload(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	live := filepath.Join(dir, "live")
+	copyDir(t, "../../policies", live)
+	a, err := app.Start(ctx, app.Options{DataDir: filepath.Join(dir, "data"), PolicyDir: live,
+		Listen: "127.0.0.1:0", NATSListen: "127.0.0.1:-1", DryRun: true, PolicyReload: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Stop)
+	first := a.Policy.Current().Revision
+	policyEvents := func(typ audit.Type) []audit.Event {
+		evs, err := a.Store.Query(ctx, audit.Filter{Type: typ, Ascending: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	if evs := policyEvents(audit.PolicyLoaded); len(evs) != 1 || evs[0].PolicyRev != first {
+		t.Fatalf("policy.loaded at start: %+v", evs)
+	}
+
+	// A change whose scenario test fails: rejected, audited, the first policy stays.
+	cfg := filepath.Join(live, "config.yaml")
+	good, _ := os.ReadFile(cfg)
+	bad := strings.Replace(string(good), "max_spread_ratio: 0.5", "max_spread_ratio: 0.2", 1)
+	rewriteLater(t, cfg, bad, 1)
+	waitFor(t, func() bool { return len(policyEvents(audit.PolicyRejected)) == 1 })
+	rej := policyEvents(audit.PolicyRejected)[0]
+	var detail struct{ Error string }
+	if err := json.Unmarshal(rej.Detail, &detail); err != nil {
+		t.Fatal(err)
+	}
+	if rej.PolicyRev != first || rej.Outcome != audit.OutcomeRefused ||
+		!strings.HasPrefix(detail.Error, "policy tests failed: 6 of 52:\n") ||
+		!strings.Contains(detail.Error, "\n  "+live+"/irq_skew_test.rego:43: data.remedy.irq_skew_test.test_nine_irqs_on_cpus_4_and_5_restart_irqbalance: FAIL\n") {
+		t.Errorf("policy.rejected: %+v\n%s", rej, detail.Error)
+	}
+	if a.Policy.Current().Revision != first {
+		t.Error("a rejected policy replaced the running one")
+	}
+
+	// A change that passes: loaded and audited with its revision.
+	rewriteLater(t, cfg, strings.Replace(string(good), `skew_conditions: ["IRQSkewed"]`, `skew_conditions: ["IRQSkewed", "NICIRQSkewed"]`, 1), 2)
+	waitFor(t, func() bool { return len(policyEvents(audit.PolicyLoaded)) == 2 })
+	loaded := policyEvents(audit.PolicyLoaded)[1]
+	if now := a.Policy.Current().Revision; now == first || loaded.PolicyRev != now {
+		t.Errorf("running %s after reload; policy.loaded %+v", now, loaded)
+	}
+}
+
+// rewriteLater writes a file with a modification time step seconds ahead, so the change
+// is seen whatever the file system's timestamp granularity.
+func rewriteLater(t *testing.T, path, body string, step int) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(time.Duration(step) * time.Second)
+	if err := os.Chtimes(path, at, at); err != nil {
+		t.Fatal(err)
 	}
 }
