@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -229,12 +230,14 @@ func startBus(t *testing.T) string {
 			t.Logf("dbus-daemon: %s", stderr.String())
 		}
 	})
+	// Ready when it accepts a connection: the socket file exists a moment before that.
 	for i := 0; ; i++ {
-		if _, err := os.Stat(sock); err == nil {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
 			return sock
 		}
-		if i == 200 {
-			t.Fatal("dbus-daemon did not create its socket in 2s")
+		if i == 500 {
+			t.Fatalf("dbus-daemon not accepting on %s after 5s: %s", sock, stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -131,17 +131,33 @@ func Read(t testing.TB, path string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// KeepSysctl restores a root-namespace sysctl (/proc/sys path given as a key like
-// "net.core.netdev_budget") to its current value when the test ends.
-func KeepSysctl(t testing.TB, key string) string {
+// RootSysctls lets a test write root-namespace sysctls (keys like
+// "net.core.netdev_budget"): it holds a machine-wide lock for the test's duration, so that
+// the packages' tests, which run in parallel processes, do not write the same global
+// values at once, and restores every key when the test ends. It returns the old values.
+func RootSysctls(t testing.TB, keys ...string) map[string]string {
 	t.Helper()
-	p := filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
-	old := Read(t, p)
-	t.Cleanup(func() {
-		if err := os.WriteFile(p, []byte(old+"\n"), 0o644); err != nil {
-			t.Errorf("restore %s=%s: %v", key, old, err)
-		}
-	})
+	Need(t)
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "remedy-root-sysctls.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() }) // runs last: after the restores below
+	old := map[string]string{}
+	for _, key := range keys {
+		p := filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
+		v := Read(t, p)
+		old[key] = v
+		t.Cleanup(func() {
+			if err := os.WriteFile(p, []byte(v+"\n"), 0o644); err != nil {
+				t.Errorf("restore %s=%s: %v", key, v, err)
+			}
+		})
+	}
 	return old
 }
 

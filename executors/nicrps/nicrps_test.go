@@ -76,7 +76,7 @@ func TestRPSFixture(t *testing.T) {
 // namespace, and the root namespace's rps_sock_flow_entries (restored after).
 func TestKernel(t *testing.T) {
 	v := nettest.NewVeth(t, 4)
-	nettest.KeepSysctl(t, "net.core.rps_sock_flow_entries")
+	nettest.RootSysctls(t, "net.core.rps_sock_flow_entries")
 	rps, rfs := nicrps.NewRPS(v.Root), nicrps.NewRFS(v.Root)
 	params := `{"interface": "` + v.If + `", "cpus": "3"}`
 	if res := exec(t, rps, params, true); res.Status != executors.DryRun || res.After[v.If+"/rx-3/rps_cpus"] != "3" {

@@ -100,8 +100,8 @@ func TestExecuteFixtureHalfWayRollback(t *testing.T) {
 // kernel rounds (rps_sock_flow_entries=100 reads back 128) fails the verify and is rolled back.
 func TestExecuteKernel(t *testing.T) {
 	nettest.Need(t)
-	oldBudget := nettest.KeepSysctl(t, "net.core.netdev_budget")
-	oldFlow := nettest.KeepSysctl(t, "net.core.rps_sock_flow_entries")
+	old := nettest.RootSysctls(t, "net.core.netdev_budget", "net.core.rps_sock_flow_entries")
+	oldBudget, oldFlow := old["net.core.netdev_budget"], old["net.core.rps_sock_flow_entries"]
 	e := sysctl.New("/")
 	res := e.Execute(t.Context(), executors.Request{ID: "k1", Action: sysctl.Action, Params: json.RawMessage(`{"key": "net.core.netdev_budget", "value": 611}`)})
 	if res.Status != executors.Succeeded || res.Before["net.core.netdev_budget"] != oldBudget || res.After["net.core.netdev_budget"] != "611" {
