@@ -31,6 +31,9 @@ type Options struct {
 	// IRQBalanceSettle is how long irqbalance.restart waits before re-reading the IRQ
 	// affinities; 0 means irqbalance.DefaultSettle.
 	IRQBalanceSettle time.Duration
+	// DBusSocket is the host's system bus socket; empty means
+	// HostRoot/run/dbus/system_bus_socket.
+	DBusSocket string
 }
 
 // Node returns every node-local executor.
@@ -42,10 +45,15 @@ func Node(o Options) []executors.Executor {
 		o.IRQBalanceSettle = irqbalance.DefaultSettle
 	}
 	root := filepath.Clean(o.HostRoot)
+	if o.DBusSocket == "" {
+		o.DBusSocket = filepath.Join(root, "run", "dbus", "system_bus_socket")
+	}
 	dev := nic.Kernel{NetNS: o.NetNS}
+	restart := irqbalance.New(root, o.IRQBalanceSettle)
+	restart.Systemd = irqbalance.HostSystemd(o.DBusSocket)
 	return []executors.Executor{
 		sysctl.New(root),
-		irqbalance.New(root, o.IRQBalanceSettle),
+		restart,
 		irqspread.New(root),
 		nicring.New(root, dev),
 		nicchannels.New(root, dev),

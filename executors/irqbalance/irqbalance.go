@@ -80,11 +80,13 @@ type Executor struct {
 // New returns the executor over a host root with the real systemd clients: D-Bus on
 // root/run/dbus/system_bus_socket, then nsenter.
 func New(root string, settle time.Duration) *Executor {
-	return &Executor{
-		Root:    root,
-		Systemd: Fallback{Primary: DBus{Socket: filepath.Join(root, "run", "dbus", "system_bus_socket")}, Secondary: Nsenter{}},
-		Settle:  settle,
-	}
+	return &Executor{Root: root, Systemd: HostSystemd(filepath.Join(root, "run", "dbus", "system_bus_socket")), Settle: settle}
+}
+
+// HostSystemd is the host's systemd as the agent reaches it: over D-Bus on the given
+// system bus socket, else through nsenter.
+func HostSystemd(socket string) Systemd {
+	return Fallback{Primary: DBus{Socket: socket}, Secondary: Nsenter{}}
 }
 
 // Action implements executors.Executor.
