@@ -44,6 +44,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		fn   func(*suite)
 	}{
 		{"IdempotentKeys", testIdempotentKeys},
+		{"ManyKeysInOneCall", testManyKeys},
 		{"AtomicBatches", testAtomicBatches},
 		{"Invalid", testInvalid},
 		{"Recovery", testRecovery},
@@ -165,6 +166,36 @@ func testIdempotentKeys(s *suite) {
 	s.wantKeys("all", s.query(st, audit.Filter{Ascending: true}), "signal:a", "signal:b", "", "", "signal:c")
 	if rep := s.verify(st); !rep.OK() || rep.Rows != 5 {
 		s.t.Fatalf("verify = %+v, want 5 intact rows", rep)
+	}
+}
+
+// testManyKeys appends more keys in one call than one key lookup reads.
+func testManyKeys(s *suite) {
+	st := s.open()
+	batch := func(from, to int) []audit.Event {
+		var out []audit.Event
+		for i := from; i < to; i++ {
+			out = append(out, ev(audit.SignalReceived, fmt.Sprintf("signal:%d", i)))
+		}
+		return out
+	}
+	for _, step := range []struct{ from, to, wantNew int }{{0, 1100, 1100}, {550, 1650, 550}} {
+		ins := s.appendOK(st, batch(step.from, step.to)...)
+		n := 0
+		for i, ok := range ins {
+			if ok {
+				n++
+			}
+			if want := step.from+i >= 1100 || step.from == 0; ok != want {
+				s.t.Fatalf("append %d..%d: event %d new = %v", step.from, step.to, step.from+i, ok)
+			}
+		}
+		if n != step.wantNew {
+			s.t.Fatalf("append %d..%d: %d new, want %d", step.from, step.to, n, step.wantNew)
+		}
+	}
+	if rep := s.verify(st); !rep.OK() || rep.Rows != 1650 {
+		s.t.Fatalf("verify = %+v", rep)
 	}
 }
 

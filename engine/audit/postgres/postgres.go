@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -60,20 +61,30 @@ func (d *db) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, e
 	return rows, err
 }
 
+// Write takes three round trips besides fn's reads: begin with the lock, fn's queries,
+// then the rows and the commit together.
 func (d *db) Write(ctx context.Context, fn func(sqlstore.Tx) error) error {
-	tx, err := d.pool.Begin(ctx)
+	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return fmt.Errorf("acquire connection: %w", err)
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // after Commit this is a no-op
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", chainLock); err != nil {
-		return fmt.Errorf("lock chain: %w", err)
+	// A connection left inside a transaction (an error below) is destroyed on release,
+	// which rolls the transaction back.
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, fmt.Sprintf("BEGIN; SELECT pg_advisory_xact_lock(%d)", chainLock)); err != nil {
+		return fmt.Errorf("begin and lock chain: %w", err)
 	}
-	if err := fn(pgTx{tx}); err != nil {
+	tx := &pgTx{conn: conn.Conn()}
+	if err := fn(tx); err != nil {
 		return err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
+	b := &pgx.Batch{}
+	if len(tx.rows) > 0 {
+		b.Queue(insertSQL, columns(tx.rows)...)
+	}
+	b.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("insert and commit: %w", err)
 	}
 	return nil
 }
@@ -83,27 +94,62 @@ func (d *db) Close() error {
 	return nil
 }
 
-type pgTx struct{ tx pgx.Tx }
+// pgTx runs fn's statements on the transaction's connection and keeps the rows to
+// insert for the commit's round trip.
+type pgTx struct {
+	conn *pgx.Conn
+	rows []audit.Event
+}
 
-func (t pgTx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
-	rows, err := t.tx.Query(ctx, q, args...)
+func (t *pgTx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	rows, err := t.conn.Query(ctx, q, args...)
 	return rows, err
 }
 
-func (t pgTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
-	tag, err := t.tx.Exec(ctx, q, args...)
+func (t *pgTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	tag, err := t.conn.Exec(ctx, q, args...)
 	return tag.RowsAffected(), err
 }
 
-// Insert copies the rows in with COPY: one round trip for a whole group commit.
-func (t pgTx) Insert(ctx context.Context, rows []audit.Event) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	_, err := t.tx.CopyFrom(ctx, pgx.Identifier{sqlstore.Table}, sqlstore.Columns,
-		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) { return sqlstore.Values(&rows[i]), nil }))
-	if err != nil {
-		return fmt.Errorf("insert: %w", err)
-	}
+// Insert implements sqlstore.Tx: the rows go in with the commit.
+func (t *pgTx) Insert(_ context.Context, rows []audit.Event) error {
+	t.rows = append(t.rows, rows...)
 	return nil
+}
+
+// insertSQL inserts column arrays: a whole group commit in one statement.
+var insertSQL = func() string {
+	casts := make([]string, len(sqlstore.Columns))
+	for i := range casts {
+		typ := "text"
+		if i < 2 { // seq, at
+			typ = "bigint"
+		}
+		casts[i] = fmt.Sprintf("$%d::%s[]", i+1, typ)
+	}
+	return "INSERT INTO " + sqlstore.Table + " (" + strings.Join(sqlstore.Columns, ", ") + ") SELECT * FROM unnest(" +
+		strings.Join(casts, ", ") + ")"
+}()
+
+// columns turns rows into one array per column, in sqlstore.Columns order.
+func columns(rows []audit.Event) []any {
+	ints := [2][]int64{}
+	texts := make([][]*string, len(sqlstore.Columns)-2)
+	for _, r := range rows {
+		for i, v := range sqlstore.Values(&r) {
+			switch v := v.(type) {
+			case int64:
+				ints[i] = append(ints[i], v)
+			case string:
+				texts[i-2] = append(texts[i-2], &v)
+			default: // nil: NULL
+				texts[i-2] = append(texts[i-2], nil)
+			}
+		}
+	}
+	out := []any{ints[0], ints[1]}
+	for _, t := range texts {
+		out = append(out, t)
+	}
+	return out
 }

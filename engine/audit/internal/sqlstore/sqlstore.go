@@ -140,11 +140,7 @@ type head struct {
 func (s *Store) commit(ctx context.Context, batches [][]audit.Event) ([][]bool, error) {
 	var out [][]bool
 	err := s.db.Write(ctx, func(tx Tx) error {
-		h, err := s.head(ctx, tx)
-		if err != nil {
-			return err
-		}
-		seen, err := s.existingKeys(ctx, tx, batches)
+		h, seen, err := s.headAndKeys(ctx, tx, batches)
 		if err != nil {
 			return err
 		}
@@ -200,7 +196,9 @@ func (s *Store) head(ctx context.Context, tx Tx) (head, error) {
 // keyChunk bounds the parameters of one IN list.
 const keyChunk = 500
 
-func (s *Store) existingKeys(ctx context.Context, tx Tx, batches [][]audit.Event) (map[string]bool, error) {
+// headAndKeys reads the chain's head and which of the batches' keys are already in the
+// log. The head rides along with the first chunk of keys: one round trip for both.
+func (s *Store) headAndKeys(ctx context.Context, tx Tx, batches [][]audit.Event) (head, map[string]bool, error) {
 	var keys []any
 	for _, b := range batches {
 		for i := range b {
@@ -209,28 +207,41 @@ func (s *Store) existingKeys(ctx context.Context, tx Tx, batches [][]audit.Event
 			}
 		}
 	}
+	var h head
 	seen := make(map[string]bool, len(keys))
-	for len(keys) > 0 {
+	for first := true; first || len(keys) > 0; first = false {
 		n := min(len(keys), keyChunk)
-		rows, err := tx.Query(ctx, `SELECT ekey FROM audit_events WHERE ekey IN (`+s.list(1, n)+`)`, keys[:n]...)
+		var parts []string
+		if first {
+			parts = append(parts, `SELECT '', seq, hash FROM (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1) h`)
+		}
+		if n > 0 {
+			parts = append(parts, `SELECT ekey, 0, '' FROM audit_events WHERE ekey IN (`+s.list(1, n)+`)`)
+		}
+		rows, err := tx.Query(ctx, strings.Join(parts, " UNION ALL "), keys[:n]...)
 		if err != nil {
-			return nil, fmt.Errorf("read keys: %w", err)
+			return head{}, nil, fmt.Errorf("read chain head and keys: %w", err)
 		}
 		for rows.Next() {
-			var k string
-			if err := rows.Scan(&k); err != nil {
+			var k, hash string
+			var seq int64
+			if err := rows.Scan(&k, &seq, &hash); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("read keys: %w", err)
+				return head{}, nil, fmt.Errorf("read chain head and keys: %w", err)
 			}
-			seen[k] = true
+			if k == "" {
+				h = head{seq: seq, hash: hash}
+			} else {
+				seen[k] = true
+			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read keys: %w", err)
+			return head{}, nil, fmt.Errorf("read chain head and keys: %w", err)
 		}
 		keys = keys[n:]
 	}
-	return seen, nil
+	return h, seen, nil
 }
 
 // list is "ph(from), ..., ph(from+n-1)".
