@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,18 +16,10 @@ import (
 	"github.com/remedyhq/remedy/engine/app"
 	"github.com/remedyhq/remedy/engine/approval"
 	"github.com/remedyhq/remedy/engine/audit"
+	"github.com/remedyhq/remedy/engine/guard/guardtest"
 	"github.com/remedyhq/remedy/engine/signal"
 	"github.com/remedyhq/remedy/executors"
 )
-
-type approvalCordon struct{ n atomic.Int32 }
-
-func (*approvalCordon) Action() string                    { return "node.cordon" }
-func (*approvalCordon) CheckParams(json.RawMessage) error { return nil }
-func (f *approvalCordon) Execute(_ context.Context, req executors.Request) executors.Result {
-	f.n.Add(1)
-	return executors.Finish(req, time.Now(), executors.Result{Status: executors.Succeeded})
-}
 
 const riskyPolicy = `package remedy
 
@@ -46,7 +37,7 @@ var approverTokens = map[string]string{
 type approvalEnv struct {
 	t      *testing.T
 	dir    string
-	cordon *approvalCordon
+	cordon *guardtest.Cordon
 	a      *app.App
 }
 
@@ -98,7 +89,7 @@ func TestApprovalFlowThroughAPIAndCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the whole engine three times")
 	}
-	e := &approvalEnv{t: t, dir: t.TempDir(), cordon: &approvalCordon{}}
+	e := &approvalEnv{t: t, dir: t.TempDir(), cordon: &guardtest.Cordon{}}
 	mustApproval(t, os.MkdirAll(filepath.Join(e.dir, "policies"), 0o755))
 	mustApproval(t, os.WriteFile(filepath.Join(e.dir, "policies", "p.rego"), []byte(riskyPolicy), 0o600))
 	var ap bytes.Buffer
@@ -123,7 +114,7 @@ func TestApprovalFlowThroughAPIAndCLI(t *testing.T) {
 	if !strings.Contains(out, a1) || !strings.Contains(out, "node.cordon") || !strings.Contains(out, "user:alice") {
 		t.Errorf("list:\n%s", out)
 	}
-	if e.cordon.n.Load() != 0 {
+	if e.cordon.Calls() != 0 {
 		t.Fatal("a risky action ran without approval")
 	}
 	out, err = e.cli("alice", "approvals", "approve", a1, "--reason", "mine")
@@ -137,7 +128,7 @@ func TestApprovalFlowThroughAPIAndCLI(t *testing.T) {
 	if out != "approve "+a1+": approved (1 of 1 approvals)\n" {
 		t.Errorf("approve output %q", out)
 	}
-	waitApproval(t, func() bool { return e.cordon.n.Load() == 1 })
+	waitApproval(t, func() bool { return e.cordon.Calls() == 1 })
 	a2 := e.alert("node-2", "high", "")
 	e.a.Stop()
 
@@ -174,7 +165,7 @@ func TestApprovalFlowThroughAPIAndCLI(t *testing.T) {
 	expectErr(out, err, "remedy server: 403 Forbidden: already approved by this person; a second approver is needed: "+a4)
 	_, err = e.cli("dave", "approvals", "approve", a4, "--reason", "agreed")
 	mustApproval(t, err)
-	waitApproval(t, func() bool { return e.cordon.n.Load() == 2 })
+	waitApproval(t, func() bool { return e.cordon.Calls() == 2 })
 	e.a.Stop()
 
 	// Phase 3: a short TTL expires a pending action; approving it afterwards fails.

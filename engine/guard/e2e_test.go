@@ -9,33 +9,15 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/remedyhq/remedy/engine/app"
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/facts"
+	"github.com/remedyhq/remedy/engine/guard/guardtest"
 	"github.com/remedyhq/remedy/executors"
 )
-
-// fakeCordon stands in for executors/kube's node.cordon: it counts what it was asked to
-// cordon.
-type fakeCordon struct {
-	mu    sync.Mutex
-	nodes map[string]int
-	n     atomic.Int32
-}
-
-func (*fakeCordon) Action() string                    { return "node.cordon" }
-func (*fakeCordon) CheckParams(json.RawMessage) error { return nil }
-func (f *fakeCordon) Execute(_ context.Context, req executors.Request) executors.Result {
-	f.mu.Lock()
-	f.nodes[req.Node]++
-	f.mu.Unlock()
-	f.n.Add(1)
-	return executors.Finish(req, time.Now(), executors.Result{Status: executors.Succeeded})
-}
 
 const cordonPolicy = `package remedy
 
@@ -72,7 +54,7 @@ approval: {min_risk: none}
 		f.Unschedulable, f.CordonedBy = true, "other"
 		nodes[n] = f
 	}
-	cordon := &fakeCordon{nodes: map[string]int{}}
+	cordon := &guardtest.Cordon{}
 	ctx := context.Background()
 	a, err := app.Start(ctx, app.Options{DataDir: filepath.Join(dir, "data"), PolicyDir: pdir, Listen: "127.0.0.1:0",
 		NATSListen: "127.0.0.1:-1", GuardsFile: guards, Facts: facts.Static{Nodes: nodes},
@@ -131,16 +113,16 @@ approval: {min_risk: none}
 	// The cluster limit is 5 and two nodes were already out: remedy takes out at most 3
 	// more (cordoning an already cordoned node takes out nothing).
 	fresh := 0
-	for n := range cordon.nodes {
+	for n := range cordon.Nodes() {
 		if !nodes[n].Unschedulable {
 			fresh++
 		}
 	}
-	if n := cordon.n.Load(); fresh > 3 || len(results) != int(n) {
+	if n := cordon.Calls(); fresh > 3 || len(results) != int(n) {
 		t.Errorf("cordoned %d schedulable nodes (%d calls, %d results), want at most 3", fresh, n, len(results))
 	}
-	if len(refused)+int(cordon.n.Load()) != 100 {
-		t.Errorf("%d refused + %d cordoned != 100 decisions", len(refused), cordon.n.Load())
+	if len(refused)+cordon.Calls() != 100 {
+		t.Errorf("%d refused + %d cordoned != 100 decisions", len(refused), cordon.Calls())
 	}
 	st := a.Guards.State()
 	if len(st.Tripped) != 1 || st.Tripped[0] != "vm_freeze" {
@@ -154,8 +136,8 @@ approval: {min_risk: none}
 	if len(paused) != 1 || paused[0].Kind != "vm_freeze" || paused[0].Actor != audit.ActorEngine {
 		t.Errorf("breaker audit = %+v", paused)
 	}
-	t.Logf("100 alerts decided in %s: %d cordoned, refusals %v", took.Round(time.Millisecond), cordon.n.Load(), reasons)
-	for n, c := range cordon.nodes {
+	t.Logf("100 alerts decided in %s: %d cordoned, refusals %v", took.Round(time.Millisecond), cordon.Calls(), reasons)
+	for n, c := range cordon.Nodes() {
 		if c != 1 {
 			t.Errorf("%s cordoned %d times", n, c)
 		}
