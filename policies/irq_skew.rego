@@ -31,16 +31,35 @@ irq_where := sprintf("%s: %v queue IRQs on CPUs %s", [
 	object.get(signal_labels, "cpus", "few"),
 ])
 
+# The restart is verified on the skewed NIC: after irqbalance settles, its queue IRQs
+# must reach more CPUs than the skew threshold allows, or the result is a failure.
+irq_restart_params := {"interfaces": [iface], "minCPUs": floor(measure("possible_cpus") * data.remedy.config.irq_skew.max_spread_ratio) + 1} if {
+	iface != ""
+	measure("possible_cpus") > 0
+} else := {"interfaces": [iface]} if {
+	iface != ""
+} else := {}
+
+# irq_restarted: a restart ran within the window, whether irqbalance then spread the
+# IRQs (and the skew came back) or not (the verification failed).
+irq_restarted if {
+	some h in input.history
+	h.type == "action.result"
+	h.action == "irqbalance.restart"
+	h.outcome in data.remedy.config.irq_skew.restart_outcomes
+	age_ns(h.time) <= irq_window * 1000000000
+}
+
 decisions contains {
 	"action": "irqbalance.restart",
-	"params": {},
+	"params": irq_restart_params,
 	"risk": "low",
 	"reason": sprintf("%s only; restarting irqbalance so it spreads them again", [irq_where]),
 } if {
 	input.signal.kind == "irq_skew"
 	input.signal.status == "firing"
 	irq_skewed
-	not succeeded("irqbalance.restart", irq_window)
+	not irq_restarted
 }
 
 decisions contains {
@@ -53,6 +72,6 @@ decisions contains {
 	input.signal.status == "firing"
 	irq_skewed
 	iface != ""
-	succeeded("irqbalance.restart", irq_window)
+	irq_restarted
 	not succeeded("irq.spread", irq_window)
 }

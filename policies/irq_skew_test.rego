@@ -43,7 +43,7 @@ alert := {
 test_nine_irqs_on_cpus_4_and_5_restart_irqbalance if {
 	ds := remedy.decisions with input as skewed
 	ds == {{
-		"action": "irqbalance.restart", "params": {}, "risk": "low",
+		"action": "irqbalance.restart", "params": {"interfaces": ["eth0"], "minCPUs": 5}, "risk": "low",
 		"reason": "eth0: 9 queue IRQs on CPUs 4-5 only; restarting irqbalance so it spreads them again",
 	}}
 }
@@ -69,9 +69,16 @@ test_restart_outside_the_window_is_tried_again if {
 	{d.action | some d in ds} == {"irqbalance.restart"}
 }
 
-test_failed_restart_is_not_a_reason_to_escalate if {
+test_restart_that_did_not_spread_escalates if {
 	inp := object.union(skewed, {"history": [{"time": "2026-01-01T00:40:00Z", "type": "action.result", "action": "irqbalance.restart", "outcome": "failed"}]})
-	{d.action | some d in remedy.decisions} == {"irqbalance.restart"} with input as inp
+	{d.action | some d in remedy.decisions} == {"irq.spread"} with input as inp
+}
+
+test_refused_or_dry_run_restart_is_no_attempt if {
+	every outcome in ["refused", "dry_run", "expired"] {
+		inp := object.union(skewed, {"history": [{"time": "2026-01-01T00:40:00Z", "type": "action.result", "action": "irqbalance.restart", "outcome": outcome}]})
+		{d.action | some d in remedy.decisions} == {"irqbalance.restart"} with input as inp
+	}
 }
 
 test_after_irq_spread_a_person_looks if {
@@ -79,6 +86,6 @@ test_after_irq_spread_a_person_looks if {
 }
 
 test_alertmanager_value_is_read_by_name if {
-	{d.action | some d in remedy.decisions} == {"irqbalance.restart"} with input as alert
+	[d.params | some d in remedy.decisions] == [{"interfaces": ["eth0"]}] with input as alert
 	count(remedy.decisions) == 0 with input as object.union(alert, {"signal": {"values": {"value": 0.9}}})
 }

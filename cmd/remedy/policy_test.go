@@ -181,7 +181,7 @@ func TestPolicyHotReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rej.PolicyRev != first || rej.Outcome != audit.OutcomeRefused ||
-		!strings.HasPrefix(detail.Error, "policy tests failed: 6 of 52:\n") ||
+		!strings.HasPrefix(detail.Error, "policy tests failed: ") ||
 		!strings.Contains(detail.Error, "\n  "+live+"/irq_skew_test.rego:43: data.remedy.irq_skew_test.test_nine_irqs_on_cpus_4_and_5_restart_irqbalance: FAIL\n") {
 		t.Errorf("policy.rejected: %+v\n%s", rej, detail.Error)
 	}
