@@ -50,7 +50,7 @@ type Options struct {
 	// "RBAC", for tests that check what a ClusterRole really grants. The environment's
 	// own user is in system:masters either way.
 	Authorization string
-	// StartTimeout bounds waiting for /readyz; default 60s.
+	// StartTimeout bounds waiting for /readyz; default 2m (a loaded CI machine is slow).
 	StartTimeout time.Duration
 	// ExtraAPIServerFlags are appended to kube-apiserver's command line.
 	ExtraAPIServerFlags []string
@@ -140,7 +140,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		o.Authorization = "AlwaysAllow"
 	}
 	if o.StartTimeout == 0 {
-		o.StartTimeout = 60 * time.Second
+		o.StartTimeout = 2 * time.Minute
 	}
 	dir, err := os.MkdirTemp("", "kubeenv-")
 	if err != nil {

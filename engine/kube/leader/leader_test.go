@@ -91,7 +91,7 @@ func client(t *testing.T, cut *atomic.Bool) kubernetes.Interface {
 
 func config(id string) leader.Config {
 	return leader.Config{Namespace: "default", Name: "remedy-engine-test", Identity: id,
-		LeaseDuration: 2 * time.Second, RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 200 * time.Millisecond}
+		LeaseDuration: 3 * time.Second, RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 200 * time.Millisecond}
 }
 
 func TestFailover(t *testing.T) {
@@ -122,7 +122,7 @@ func TestFailover(t *testing.T) {
 	stopA()
 	took := tl.waitFor(t, "engine-b", 5*time.Second)
 	if took > 1500*time.Millisecond {
-		t.Errorf("hand-over took %s; the Lease was not released on cancel", took)
+		t.Errorf("hand-over took %s; the Lease was not released on cancel (it expires after 3s)", took)
 	}
 	lease, err := ca.CoordinationV1().Leases("default").Get(context.Background(), "remedy-engine-test", metav1.GetOptions{})
 	if err != nil || *lease.Spec.HolderIdentity != "engine-b" {
