@@ -413,7 +413,7 @@ func (e *Engine) decide(ctx context.Context, s signal.Signal) error {
 			CorrelationID: corr, Reason: d.Reason, Deadline: now.Add(e.o.ActionTTL)}
 		if e.o.Gate != nil {
 			v := e.o.Gate.Check(ctx, guard.Candidate{ActionID: id, Action: d.Action, Node: s.Node, Kind: string(s.Kind),
-				SignalKey: key, Risk: d.Risk, RequiresApproval: d.RequiresApproval, NodeFacts: in.Node, Cluster: in.Cluster})
+				SignalKey: key, Resolved: s.Status == signal.Resolved, Risk: d.Risk, RequiresApproval: d.RequiresApproval, NodeFacts: in.Node, Cluster: in.Cluster})
 			if v.Outcome == guard.DryRun {
 				req.DryRun = true
 			}
