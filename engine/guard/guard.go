@@ -37,7 +37,10 @@ type Candidate struct {
 	Kind     string
 	// SignalKey identifies the firing that asked for the action (hysteresis counts
 	// distinct firings).
-	SignalKey        string
+	SignalKey string
+	// Resolved is set when a resolved signal asked for the action (an uncordon): it
+	// neither counts as a firing for the storm breaker and hysteresis nor waits for one.
+	Resolved         bool
 	Risk             policy.Risk
 	RequiresApproval bool
 	// Approved is set when a human approved the action: it is re-checked, but not held
@@ -268,7 +271,7 @@ func (g *Guards) check(ctx context.Context, c Candidate, now time.Time) Verdict 
 	if slices.Contains(g.cfg.UncordonActions, c.Action) && c.NodeFacts.Unschedulable && c.NodeFacts.CordonedBy != "remedy" {
 		return refuse(ReasonPersonCordoned, "node %s was cordoned by someone else, not remedy", c.Node)
 	}
-	if h := g.cfg.Hysteresis; h != nil && !c.Approved {
+	if h := g.cfg.Hysteresis; h != nil && !c.Approved && !c.Resolved {
 		if n := g.firings(c, now); n < h.Count {
 			return refuse(ReasonHysteresis, "%s on %s fired %d of %d times within %s", c.Kind, c.Node, n, h.Count, h.Window)
 		}
@@ -329,7 +332,7 @@ func (g *Guards) commit(c Candidate, now time.Time) {
 
 // observe records a firing for the storm breaker and hysteresis, and trips the breaker.
 func (g *Guards) observe(c Candidate, now time.Time) {
-	if c.Kind == "" {
+	if c.Kind == "" || c.Resolved {
 		return
 	}
 	k := c.Node + "/" + c.Kind

@@ -204,3 +204,17 @@ func TestRepeatedCheckOfOneActionConsumesOnce(t *testing.T) {
 		t.Fatalf("another action: %+v", v)
 	}
 }
+
+func TestResolvedSignalsNeitherCountNorWait(t *testing.T) {
+	g := New(Options{Config: must(t, "storm: {nodes: 1, window: 1h}\nhysteresis: {count: 2, window: 1h}"), Now: newClock().now})
+	for _, n := range []string{"a", "b", "c"} {
+		c := cand("node.uncordon", n)
+		c.Resolved = true
+		if v := g.Check(context.Background(), c); v.Outcome != Allow {
+			t.Fatalf("resolved %s: %+v", n, v)
+		}
+	}
+	if s := g.State(); len(s.Tripped) != 0 {
+		t.Errorf("resolved signals tripped the breaker: %+v", s)
+	}
+}
