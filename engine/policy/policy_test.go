@@ -165,3 +165,46 @@ func TestLoadRefuses(t *testing.T) {
 		})
 	}
 }
+
+func TestDecisionDocument(t *testing.T) {
+	cases := []struct {
+		name, rule string
+		want       string // the decisions as JSON, or the error
+	}{
+		{"defaults", `decisions contains {"action": "node.cordon", "reason": "r"}`,
+			`[{"action":"node.cordon","risk":"low","reason":"r"}]`},
+		{"approval", `decisions contains {"action": "node.cordon", "params": {}, "risk": "high", "reason": "r", "requires_approval": true}`,
+			`[{"action":"node.cordon","params":{},"risk":"high","reason":"r","requires_approval":true}]`},
+		{"empty set is nothing", `decisions contains {"action": "node.cordon"} if false`, `[]`},
+		{"unknown field", `decisions contains {"action": "node.cordon", "why": "r"}`,
+			`malformed decision: decision 0 has unknown field "why"`},
+		{"bad risk", `decisions contains {"action": "node.cordon", "risk": "medium"}`,
+			`malformed decision: decision 0 risk "medium" is not low, high or critical`},
+		{"no action", `decisions contains {"reason": "r"}`, `malformed decision: decision 0 has no action`},
+		{"not an object", `decisions contains "node.cordon"`, `malformed decision: decision 0 is string, not an object`},
+		{"approval not a bool", `decisions contains {"action": "node.cordon", "requires_approval": "yes"}`,
+			`malformed decision: decision 0 field "requires_approval" has type string`},
+		{"not a set", `decisions := "node.cordon"`,
+			`malformed decision: data.remedy.decisions must be a set or array of objects, got string`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := writePolicy(t, map[string]string{"p.rego": "package remedy\n\n" + c.rule + "\n"})
+			p, err := policy.Load(context.Background(), dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ds, err := p.Eval(context.Background(), map[string]any{})
+			got := ""
+			if err != nil {
+				got = err.Error()
+			} else {
+				b, _ := json.Marshal(ds)
+				got = string(b)
+			}
+			if got != c.want {
+				t.Errorf("got %s\nwant %s", got, c.want)
+			}
+		})
+	}
+}
