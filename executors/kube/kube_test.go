@@ -77,7 +77,7 @@ func (c *cluster) newNode(name string, labels map[string]string) {
 	}
 }
 
-// events lists the reasons of the Events about an object, oldest first.
+// events lists the reasons of the Events about an object, sorted.
 func (c *cluster) events(ns, kind, name string) []string {
 	c.t.Helper()
 	if ns == "" {
@@ -88,11 +88,11 @@ func (c *cluster) events(ns, kind, name string) []string {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	slices.SortFunc(list.Items, func(a, b corev1.Event) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
 	var out []string
 	for _, e := range list.Items {
 		out = append(out, e.Reason)
 	}
+	slices.Sort(out) // timestamps have second resolution: compare as a sorted list
 	return out
 }
 

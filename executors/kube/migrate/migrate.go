@@ -186,14 +186,18 @@ func (m *Migrator) Migrate(ctx context.Context, req executors.Request, p Params,
 	outs := make([]outcome, len(pods))
 	var wg sync.WaitGroup
 	for i, pod := range pods {
-		wg.Go(func() { outs[i] = m.evictOne(ctx, req, p, pod) })
+		wg.Go(func() {
+			outs[i] = m.evictOne(ctx, req, p, pod)
+			if outs[i].state == "evicted" {
+				m.awaitGone(ctx, &outs[i])
+			}
+		})
 	}
 	wg.Wait()
 	if req.DryRun {
 		return executors.Finish(req, start, executors.Result{Status: executors.DryRun, Before: before,
 			After: summary(outs), Message: fmt.Sprintf("would evict from node %s: %s", req.Node, describe(outs))})
 	}
-	m.waitGone(ctx, outs)
 
 	after := summary(outs)
 	status, evType, reason := executors.Succeeded, kubeaction.Normal, ReasonMigrated
@@ -363,35 +367,27 @@ func (m *Migrator) evict(ctx context.Context, ev *policyv1.Eviction) error {
 	return m.Client.PolicyV1().Evictions(ev.Namespace).Evict(ctx, ev) // fake clientsets
 }
 
-// waitGone waits until every evicted pod has disappeared (or been replaced by a new pod
-// of the same name), or ctx ends; those left are "terminating".
-func (m *Migrator) waitGone(ctx context.Context, outs []outcome) {
+// awaitGone waits until an evicted pod has disappeared (or been replaced by a new pod of
+// the same name), or ctx ends; then it is "terminating".
+func (m *Migrator) awaitGone(ctx context.Context, o *outcome) {
 	for {
-		pending := 0
-		for i := range outs {
-			o := &outs[i]
-			if o.state != "evicted" {
-				continue
-			}
-			cur, err := m.Client.CoreV1().Pods(o.pod.Namespace).Get(ctx, o.pod.Name, metav1.GetOptions{})
-			switch {
-			case apierrors.IsNotFound(err) || (err == nil && cur.UID != o.pod.UID):
-				o.state = "gone"
-			default:
-				pending++
-			}
+		// The last look after the deadline gets a moment of its own.
+		cctx, cancel := ctx, context.CancelFunc(func() {})
+		if ctx.Err() != nil {
+			cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		}
-		if pending == 0 {
+		cur, err := m.Client.CoreV1().Pods(o.pod.Namespace).Get(cctx, o.pod.Name, metav1.GetOptions{})
+		cancel()
+		if apierrors.IsNotFound(err) || (err == nil && cur.UID != o.pod.UID) {
+			o.state = "gone"
+			return
+		}
+		if ctx.Err() != nil {
+			o.state, o.detail = "terminating", "evicted, still terminating at the deadline"
 			return
 		}
 		select {
 		case <-ctx.Done():
-			for i := range outs {
-				if outs[i].state == "evicted" {
-					outs[i].state, outs[i].detail = "terminating", "evicted, still terminating at the deadline"
-				}
-			}
-			return
 		case <-time.After(m.Options.PollInterval):
 		}
 	}
