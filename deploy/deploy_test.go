@@ -556,7 +556,7 @@ func TestServerDryRun(t *testing.T) {
 	env := kenv.Get(t)
 	kc := "--kubeconfig=" + env.Kubeconfig
 	// Namespaced objects are dry-run into a namespace that must exist for real.
-	run(t, root, kubectl, kc, "create", "namespace", "remedy-system")
+	run(t, root, kubectl, kc, "create", "namespace", "remedy-system", "--save-config")
 
 	for _, dir := range kustomizations {
 		t.Run(dir, func(t *testing.T) {
@@ -572,7 +572,19 @@ func TestServerDryRun(t *testing.T) {
 			if err := os.WriteFile(f, bytes.Join(keep, []byte("\n---\n")), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			out := run(t, root, kubectl, kc, "apply", "--dry-run=server", "-o", "name", "-f", f)
+			cmd := exec.Command(kubectl, kc, "apply", "--dry-run=server", "-o", "name", "-f", f)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("kubectl apply --dry-run=server: %v\n%s%s", err, out, stderr.Bytes())
+			}
+			// The API server's warnings (deprecated fields, Pod Security) count as failures.
+			for _, l := range strings.Split(stderr.String(), "\n") {
+				if strings.Contains(l, "Warning") {
+					t.Errorf("server warning: %s", l)
+				}
+			}
 			got := strings.Fields(string(out))
 			if len(got) != len(keep) {
 				t.Errorf("server accepted %d objects, want %d:\n%s", len(got), len(keep), out)
