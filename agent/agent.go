@@ -63,6 +63,9 @@ type Detection struct {
 	Runner    detect.Options
 }
 
+// ackWait is how long an unacknowledged action stays claimed by this agent.
+const ackWait = 30 * time.Second
+
 // Agent executes one node's actions.
 type Agent struct {
 	o   Options
@@ -133,7 +136,9 @@ func Run(ctx context.Context, o Options) error {
 		Durable:       bus.AgentConsumer(o.Node),
 		FilterSubject: bus.ActionSubject(o.Node),
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       o.ActionTimeout + 30*time.Second,
+		// Short: an action whose ack was lost (NATS restarted mid-action) comes back
+		// within AckWait; a long action keeps its claim with InProgress heartbeats.
+		AckWait:       ackWait,
 		MaxAckPending: 1, // one action at a time on a node
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
@@ -200,6 +205,20 @@ func (a *Agent) handle(ctx context.Context, msg jetstream.Msg) error {
 		}
 		return bus.ErrTerminal
 	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
 	res, err := a.Execute(ctx, req)
 	if err != nil {
 		return err

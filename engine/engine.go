@@ -80,9 +80,14 @@ type Options struct {
 	// SweepInterval is how often recorded-but-undecided signals and undispatched
 	// actions are retried (default 2s).
 	SweepInterval time.Duration
-	Logger        *slog.Logger
-	Registerer    prometheus.Registerer
-	Now           func() time.Time
+	// RedispatchAfter is how long a dispatched action may go without a result before it
+	// is published again (default 2m): a NATS server killed before it wrote an
+	// acknowledged message to disk loses it. The agent runs an action id once, so a
+	// second copy only re-reports.
+	RedispatchAfter time.Duration
+	Logger          *slog.Logger
+	Registerer      prometheus.Registerer
+	Now             func() time.Time
 }
 
 // Engine is the decision pipeline.
@@ -124,6 +129,9 @@ func New(o Options) (*Engine, error) {
 	}
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = 2 * time.Second
+	}
+	if o.RedispatchAfter <= 0 {
+		o.RedispatchAfter = 2 * time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -256,8 +264,13 @@ func (e *Engine) sweepLoop() {
 	defer e.wg.Done()
 	t := time.NewTicker(e.o.SweepInterval)
 	defer t.Stop()
+	lastRedispatch := time.Now()
 	for {
 		e.sweep(e.ctx)
+		if time.Since(lastRedispatch) >= e.o.RedispatchAfter/2 {
+			e.redispatchStale(e.ctx)
+			lastRedispatch = time.Now()
+		}
 		select {
 		case <-e.ctx.Done():
 			return
@@ -299,7 +312,50 @@ func (e *Engine) sweep(ctx context.Context) {
 			e.log.Error("sweep: undecodable action event", "seq", ev.Seq, "err", err)
 			continue
 		}
-		e.dispatch(ctx, req)
+		if err := e.dispatch(ctx, req); err != nil {
+			return // NATS is down: the rest would wait out their timeouts one by one
+		}
+	}
+}
+
+// redispatchStale publishes again the actions that were dispatched more than
+// RedispatchAfter ago, are still within their deadline, and have no result.
+func (e *Engine) redispatchStale(ctx context.Context) {
+	now := e.o.Now().UTC()
+	since := now.Add(-e.o.ActionTTL - e.o.RedispatchAfter)
+	query := func(t audit.Type) []audit.Event {
+		evs, err := e.o.Store.Query(ctx, audit.Filter{Type: t, Since: since, Limit: 100000})
+		if err != nil && ctx.Err() == nil {
+			e.log.Error("redispatch query", "type", t, "err", err)
+		}
+		return evs
+	}
+	answered := map[string]bool{}
+	for _, ev := range query(audit.ActionResult) {
+		answered[ev.ActionID] = true
+	}
+	stale := map[string]bool{}
+	for _, ev := range query(audit.Dispatched) {
+		if !answered[ev.ActionID] && now.Sub(ev.Time) >= e.o.RedispatchAfter {
+			stale[ev.ActionID] = true
+		}
+	}
+	if len(stale) == 0 {
+		return
+	}
+	for _, ev := range query(audit.ActionPlanned) { // approved actions are planned events too
+		if !stale[ev.ActionID] {
+			continue
+		}
+		var req executors.Request
+		if json.Unmarshal(ev.Detail, &req) != nil || req.ID == "" || now.After(req.Deadline) {
+			continue
+		}
+		delete(stale, ev.ActionID)
+		e.log.Warn("no result for a dispatched action; publishing it again", "action_id", req.ID, "node", req.Node)
+		if err := e.o.Dispatcher.Dispatch(ctx, req); err != nil {
+			return
+		}
 	}
 }
 
@@ -463,10 +519,11 @@ func (e *Engine) decide(ctx context.Context, s signal.Signal) error {
 }
 
 // dispatch sends a planned action on its way and records that it did. Failures are
-// logged and left to the sweep.
-func (e *Engine) dispatch(ctx context.Context, req executors.Request) {
+// logged and left to the sweep; the error returned is the dispatcher's (the bus is
+// unreachable), the one failure worth stopping a sweep for.
+func (e *Engine) dispatch(ctx context.Context, req executors.Request) error {
 	if e.o.Gate != nil && e.o.Gate.Paused() {
-		return // the kill switch: the sweep dispatches it after resume, or expires it
+		return nil // the kill switch: the sweep dispatches it after resume, or expires it
 	}
 	now := e.o.Now().UTC()
 	if !req.Deadline.IsZero() && now.After(req.Deadline) {
@@ -475,28 +532,29 @@ func (e *Engine) dispatch(ctx context.Context, req executors.Request) {
 		if err := e.RecordResult(ctx, res); err != nil {
 			e.log.Error("record expiry", "action_id", req.ID, "err", err)
 		}
-		return
+		return nil
 	}
 	exec, target, err := e.o.Actions.Get(req.Action)
 	if err != nil {
 		e.log.Error("dispatch", "action_id", req.ID, "err", err)
-		return
+		return nil
 	}
 	if target == executors.InCluster {
 		if err := e.RecordResult(ctx, exec.Execute(ctx, req)); err != nil {
 			e.log.Error("record result", "action_id", req.ID, "err", err)
 		}
-		return
+		return nil
 	}
 	if err := e.o.Dispatcher.Dispatch(ctx, req); err != nil {
 		e.log.Warn("dispatch failed; will retry", "action_id", req.ID, "node", req.Node, "err", err)
-		return
+		return err
 	}
 	ev := audit.Event{Type: audit.Dispatched, CorrelationID: req.CorrelationID, Node: req.Node, Action: req.Action,
 		ActionID: req.ID, Actor: "engine", Outcome: "dispatched", Key: "dispatched:" + req.ID}
 	if _, err := e.o.Store.Append(ctx, ev); err != nil {
 		e.log.Error("record dispatch", "action_id", req.ID, "err", err)
 	}
+	return nil
 }
 
 // heldEvent records an action the gate held for a human (approval.requested) or refused

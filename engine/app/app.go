@@ -90,8 +90,11 @@ type Options struct {
 	// ClusterExecutors run in the engine (Kubernetes actions).
 	ClusterExecutors []executors.Executor
 	ActionTTL        time.Duration
-	SweepInterval    time.Duration
-	Logger           *slog.Logger
+	// RedispatchAfter re-publishes a dispatched action that has no result after this
+	// long (engine default 2m).
+	RedispatchAfter time.Duration
+	SweepInterval   time.Duration
+	Logger          *slog.Logger
 }
 
 // App is a running engine.
@@ -218,7 +221,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	}
 	a.Engine, err = engine.New(engine.Options{
 		Store: st, Policy: a.Policy, Actions: reg, Facts: o.Facts, Gate: a.Guards,
-		Dispatcher: transport.Dispatcher{JS: a.JS, Key: o.SigningKey}, DryRun: o.DryRun, ActionTTL: o.ActionTTL,
+		Dispatcher: transport.Dispatcher{JS: a.JS, Key: o.SigningKey}, DryRun: o.DryRun, ActionTTL: o.ActionTTL, RedispatchAfter: o.RedispatchAfter,
 		SweepInterval: o.SweepInterval, Logger: o.Logger, Registerer: a.Registry,
 	})
 	if err != nil {
