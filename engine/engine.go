@@ -96,7 +96,10 @@ type Engine struct {
 	log      *slog.Logger
 	queue    chan signal.Signal
 	inflight sync.Map // signal key -> struct{}
-	m        metrics
+	// dispatching holds the action ids being dispatched or run right now, so the sweep
+	// does not start a second run of an in-cluster action that is still executing.
+	dispatching sync.Map
+	m           metrics
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -525,6 +528,10 @@ func (e *Engine) dispatch(ctx context.Context, req executors.Request) error {
 	if e.o.Gate != nil && e.o.Gate.Paused() {
 		return nil // the kill switch: the sweep dispatches it after resume, or expires it
 	}
+	if _, busy := e.dispatching.LoadOrStore(req.ID, struct{}{}); busy {
+		return nil
+	}
+	defer e.dispatching.Delete(req.ID)
 	now := e.o.Now().UTC()
 	if !req.Deadline.IsZero() && now.After(req.Deadline) {
 		res := executors.Result{ID: req.ID, Action: req.Action, Node: req.Node, CorrelationID: req.CorrelationID,
