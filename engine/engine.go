@@ -547,6 +547,10 @@ func (e *Engine) dispatch(ctx context.Context, req executors.Request) error {
 		return nil
 	}
 	if target == executors.InCluster {
+		// The sweep may have listed this action before its first run recorded a result.
+		if done, err := e.answered(ctx, req); err != nil || done {
+			return nil
+		}
 		if err := e.RecordResult(ctx, exec.Execute(ctx, req)); err != nil {
 			e.log.Error("record result", "action_id", req.ID, "err", err)
 		}
@@ -562,6 +566,20 @@ func (e *Engine) dispatch(ctx context.Context, req executors.Request) error {
 		e.log.Error("record dispatch", "action_id", req.ID, "err", err)
 	}
 	return nil
+}
+
+// answered reports whether an action already has a result.
+func (e *Engine) answered(ctx context.Context, req executors.Request) (bool, error) {
+	evs, err := e.o.Store.Query(ctx, audit.Filter{CorrelationID: req.CorrelationID, Type: audit.ActionResult, Limit: 1000})
+	if err != nil {
+		return false, err
+	}
+	for _, ev := range evs {
+		if ev.ActionID == req.ID {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // heldEvent records an action the gate held for a human (approval.requested) or refused
