@@ -156,7 +156,7 @@ func TestEngineRunsOnItsRBACAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	defer func() { cancel(); factory.Shutdown() }() // Shutdown waits for the stop channel
 	syncCtx, cancelSync := context.WithTimeout(ctx, 10*time.Second)
 	defer cancelSync()
 	if err := fp.WaitForSync(syncCtx); err != nil {

@@ -93,7 +93,7 @@ func TestConditionsBecomeSignals(t *testing.T) {
 		t.Fatal(err)
 	}
 	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	defer func() { cancel(); factory.Shutdown() }() // Shutdown waits for the stop channel
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 

@@ -102,7 +102,7 @@ func TestFactsFromInformerCache(t *testing.T) {
 		t.Fatalf("before sync: err %v, want ErrNotSynced", err)
 	}
 	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	defer func() { cancel(); factory.Shutdown() }() // Shutdown waits for the stop channel
 	if err := p.WaitForSync(ctx); err != nil {
 		t.Fatal(err)
 	}
