@@ -76,9 +76,19 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 	return nil
 }
 
+// PublishTimeout bounds a publish whose context has no deadline.
+const PublishTimeout = 10 * time.Second
+
 // Publish publishes data with a message id (JetStream drops duplicates by id) and waits
 // for the server's acknowledgement.
 func Publish(ctx context.Context, js jetstream.JetStream, subject, msgID string, data []byte) error {
+	if _, ok := ctx.Deadline(); !ok {
+		// A publish in flight when the server died may never be acknowledged: never wait
+		// for it forever (an agent would hold its action claim indefinitely).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, PublishTimeout)
+		defer cancel()
+	}
 	ack, err := js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID))
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", subject, err)
