@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +41,7 @@ import (
 	"github.com/remedyhq/remedy/executors/catalog"
 	kubeexec "github.com/remedyhq/remedy/executors/kube"
 	"github.com/remedyhq/remedy/webhooks/alertmanager"
+	"github.com/remedyhq/remedy/webhooks/mtls"
 )
 
 // Options configure the engine process.
@@ -59,6 +61,10 @@ type Options struct {
 	DryRun bool
 	// WebhookToken, when set, is required as a bearer token on the webhook.
 	WebhookToken string
+	// TLS, when its certificate and key are set, serves Listen over TLS; with a client
+	// CA every client must present a certificate it signed (mutual TLS). The files are
+	// reloaded when they change.
+	TLS mtls.Files
 	// MaxBody bounds webhook bodies.
 	MaxBody int64
 	// Facts provides node and cluster facts (default: none known).
@@ -110,6 +116,7 @@ type App struct {
 	Approvals *approval.Service
 
 	addr     string
+	scheme   string
 	natsURL  string
 	ns       *server.Server
 	srv      *http.Server
@@ -123,8 +130,8 @@ type App struct {
 // Addr is the HTTP listen address.
 func (a *App) Addr() string { return a.addr }
 
-// URL is the HTTP base URL.
-func (a *App) URL() string { return "http://" + a.addr }
+// URL is the HTTP base URL (https:// when serving TLS).
+func (a *App) URL() string { return a.scheme + "://" + a.addr }
 
 // NATSURL is the NATS client URL agents connect to.
 func (a *App) NATSURL() string { return a.natsURL }
@@ -262,13 +269,23 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", o.Listen, err)
 	}
-	a.addr = ln.Addr().String()
+	a.addr, a.scheme = ln.Addr().String(), "http"
+	if o.TLS.Enabled() {
+		cfg, err := mtls.ServerConfig(o.TLS, o.Logger)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		ln, a.scheme = tls.NewListener(ln, cfg), "https"
+	}
 	approvals := approval.Handler(approval.HandlerOptions{Service: a.Approvals, Tokens: tokens, Switch: a.Guards})
 	a.srv = &http.Server{
 		Handler:           api.Handler(api.Options{Webhook: hook, Store: st, Policy: a.Policy, Gatherer: a.Registry, Ready: a.ready, Approvals: approvals, Authorize: auditAuth(tokens)}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		// Refused handshakes (no or a foreign client certificate) are logged here.
+		ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 	}
 	a.goRun(func() error {
 		if err := a.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
