@@ -29,6 +29,10 @@ import (
 // Source is the signal source name of alerts received here.
 const Source = "alertmanager"
 
+// RetryAfter is the Retry-After (seconds) of a 503: the batch was not recorded (the
+// audit log could not commit it) and must be sent again.
+const RetryAfter = "5"
+
 // DefaultMaxBody is the default request body limit.
 const DefaultMaxBody = 1 << 20
 
@@ -233,6 +237,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := h.o.Sink.Submit(r.Context(), sigs); err != nil {
 		// Not recorded: Alertmanager must retry.
 		h.o.Logger.Error("webhook not recorded", "alerts", len(sigs), "err", err)
+		w.Header().Set("Retry-After", RetryAfter)
 		httpError(w, http.StatusServiceUnavailable, "not recorded, retry: %v", err)
 		return
 	}

@@ -157,6 +157,9 @@ func TestHandler(t *testing.T) {
 			if len(sink.got) != tc.wantSignals {
 				t.Fatalf("sink got %d signals, want %d", len(sink.got), tc.wantSignals)
 			}
+			if ra := rec.Header().Get("Retry-After"); (tc.wantCode == 503) != (ra != "") {
+				t.Fatalf("Retry-After %q with %d", ra, tc.wantCode)
+			}
 		})
 	}
 }

@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
-	_ "modernc.org/sqlite" // database/sql driver "sqlite"
+	"modernc.org/sqlite" // database/sql driver "sqlite"
 
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/audit/internal/sqlstore"
@@ -21,20 +23,36 @@ import (
 // Store is the SQLite audit store; it implements audit.Log.
 type Store struct {
 	*sqlstore.Store
+	w *sql.DB
 }
 
 var _ audit.Log = (*Store)(nil)
 
-// Open opens (creating if needed) the database file at path.
+// DefaultBusyTimeout is how long a write waits for another process's write lock before
+// it fails (and a webhook is answered 503, to be retried).
+const DefaultBusyTimeout = 10 * time.Second
+
+// Open opens (creating if needed) the database file at path. The path may end in
+// query parameters: busy_timeout (a duration, default DefaultBusyTimeout) and
+// max_page_count (the most pages the database may grow to: a size cap, past which
+// appends fail with ErrFull), e.g. "/var/lib/remedy/audit.db?busy_timeout=2s".
 func Open(path string, opts audit.Options) (*Store, error) {
+	path, params, err := splitParams(path)
+	if err != nil {
+		return nil, err
+	}
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", fmt.Sprintf("busy_timeout(%d)", params.busy.Milliseconds())} {
 		q.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + q.Encode()
 	// BEGIN IMMEDIATE: a writer takes the write lock before it reads the chain's head, so
 	// that two processes on one file extend the chain in turn instead of failing.
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	wdsn := dsn + "&_txlock=immediate"
+	if params.maxPages > 0 {
+		wdsn += "&" + url.Values{"_pragma": {fmt.Sprintf("max_page_count(%d)", params.maxPages)}}.Encode()
+	}
+	w, err := sql.Open("sqlite", wdsn)
 	if err != nil {
 		return nil, fmt.Errorf("open audit db: %w", err)
 	}
@@ -51,7 +69,85 @@ func Open(path string, opts audit.Options) (*Store, error) {
 		return nil, fmt.Errorf("open audit db: %w", err)
 	}
 	r.SetMaxOpenConns(4)
-	return &Store{sqlstore.New(&db{w: w, r: r}, func(int) string { return "?" }, opts)}, nil
+	return &Store{Store: sqlstore.New(&db{w: w, r: r}, func(int) string { return "?" }, opts), w: w}, nil
+}
+
+type params struct {
+	busy     time.Duration
+	maxPages int64
+}
+
+func splitParams(path string) (string, params, error) {
+	p := params{busy: DefaultBusyTimeout}
+	path, query, ok := strings.Cut(path, "?")
+	if !ok {
+		return path, p, nil
+	}
+	vals, err := url.ParseQuery(query)
+	if err != nil {
+		return "", p, fmt.Errorf("audit db %s: %w", path, err)
+	}
+	for k, v := range vals {
+		var err error
+		switch k {
+		case "busy_timeout":
+			p.busy, err = time.ParseDuration(v[len(v)-1])
+			if err == nil && p.busy < 0 {
+				err = errors.New("negative")
+			}
+		case "max_page_count":
+			p.maxPages, err = strconv.ParseInt(v[len(v)-1], 10, 64)
+			if err == nil && p.maxPages <= 0 {
+				err = errors.New("not positive")
+			}
+		default:
+			err = errors.New("unknown parameter (busy_timeout, max_page_count)")
+		}
+		if err != nil {
+			return "", p, fmt.Errorf("audit db %s: %s=%s: %w", path, k, v[len(v)-1], err)
+		}
+	}
+	return path, p, nil
+}
+
+// SetMaxPageCount changes the size cap of a store opened with max_page_count (0 lifts
+// it to SQLite's maximum) for the writer's connection.
+func (s *Store) SetMaxPageCount(ctx context.Context, pages int64) error {
+	if pages <= 0 {
+		pages = 0xfffffffe
+	}
+	_, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA max_page_count = %d", pages))
+	return err
+}
+
+// Errors that Write wraps, so that callers can tell an outage from a bug.
+var (
+	// ErrFull: the disk or the database's size cap (max_page_count) is full.
+	ErrFull = errors.New("audit database full")
+	// ErrLocked: another writer held the database's write lock past the busy timeout.
+	ErrLocked = errors.New("audit database locked by another writer")
+)
+
+// SQLite's primary result codes (the low byte of an extended code).
+const (
+	sqliteBusy   = 5
+	sqliteLocked = 6
+	sqliteFull   = 13
+)
+
+// classify names an outage in the error: what an operator reads in a 503's body.
+func classify(err error) error {
+	var se *sqlite.Error
+	if err == nil || !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() & 0xff {
+	case sqliteFull:
+		return fmt.Errorf("%w (free disk space or raise max_page_count): %w", ErrFull, err)
+	case sqliteBusy, sqliteLocked:
+		return fmt.Errorf("%w: %w", ErrLocked, err)
+	}
+	return err
 }
 
 type db struct{ w, r *sql.DB }
@@ -64,14 +160,14 @@ func (d *db) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, e
 func (d *db) Write(ctx context.Context, fn func(sqlstore.Tx) error) error {
 	tx, err := d.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return classify(fmt.Errorf("begin: %w", err))
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	if err := fn(sqlTx{tx}); err != nil {
-		return err
+		return classify(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return classify(fmt.Errorf("commit: %w", err))
 	}
 	return nil
 }
