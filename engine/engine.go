@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -95,7 +96,10 @@ type Engine struct {
 	o        Options
 	log      *slog.Logger
 	queue    chan signal.Signal
-	inflight sync.Map // signal key -> struct{}
+	inflight sync.Map // signal key -> struct{}: being decided
+	// queued holds the keys of signals waiting in queue, so the sweep leaves them to the
+	// workers instead of deciding them twice (the second time only to find the first).
+	queued sync.Map
 	// dispatching holds the action ids being dispatched or run right now, so the sweep
 	// does not start a second run of an in-cluster action that is still executing.
 	dispatching sync.Map
@@ -187,10 +191,13 @@ func (e *Engine) Submit(ctx context.Context, sigs []signal.Signal) error {
 		if !inserted[i] || events[i].Type != audit.SignalReceived {
 			continue
 		}
+		key := s.Key()
+		e.queued.Store(key, struct{}{})
 		select {
 		case e.queue <- s:
 		default:
 			// Queue full: the signal is recorded, the sweep will decide it.
+			e.queued.Delete(key)
 		}
 	}
 	return nil
@@ -256,6 +263,7 @@ func (e *Engine) work() {
 		case <-e.ctx.Done():
 			return
 		case s := <-e.queue:
+			e.queued.Delete(s.Key())
 			if err := e.decide(e.ctx, s); err != nil && e.ctx.Err() == nil {
 				e.log.Error("decide", "node", s.Node, "kind", s.Kind, "err", err)
 			}
@@ -293,6 +301,9 @@ func (e *Engine) sweep(ctx context.Context) {
 		return
 	}
 	for _, ev := range undecided {
+		if _, ok := e.queued.Load(strings.TrimPrefix(ev.Key, audit.SignalKey(""))); ok {
+			continue // a worker decides it
+		}
 		var s signal.Signal
 		if err := json.Unmarshal(ev.Detail, &s); err != nil {
 			e.log.Error("sweep: undecodable signal event", "seq", ev.Seq, "err", err)
@@ -373,6 +384,9 @@ type historyEntry struct {
 	CorrelationID string    `json:"correlationId"`
 }
 
+// historyTypes are the events of a node's history the policy sees.
+var historyTypes = []audit.Type{audit.ActionPlanned, audit.ActionResult, audit.ActionRejected, audit.GuardRefused, audit.Verification}
+
 // Input is the policy input document for one signal. Its JSON form is the policy
 // contract (docs/policies.md).
 type Input struct {
@@ -395,17 +409,15 @@ func (e *Engine) BuildInput(ctx context.Context, s signal.Signal) (Input, error)
 		return Input{}, fmt.Errorf("cluster facts: %w", err)
 	}
 	now := e.o.Now().UTC()
-	evs, err := e.o.Store.Query(ctx, audit.Filter{Node: s.Node, Since: now.Add(-e.o.HistoryWindow), Limit: 200})
+	evs, err := e.o.Store.Query(ctx, audit.Filter{Node: s.Node, Types: historyTypes, Since: now.Add(-e.o.HistoryWindow),
+		Limit: 200, WithoutDetail: true})
 	if err != nil {
 		return Input{}, fmt.Errorf("action history: %w", err)
 	}
-	hist := []historyEntry{}
+	hist := make([]historyEntry, 0, len(evs))
 	for _, ev := range evs {
-		switch ev.Type {
-		case audit.ActionPlanned, audit.ActionResult, audit.ActionRejected, audit.GuardRefused, audit.Verification:
-			hist = append(hist, historyEntry{Time: ev.Time, Type: string(ev.Type), Action: ev.Action, ActionID: ev.ActionID,
-				Outcome: ev.Outcome, Kind: ev.Kind, CorrelationID: ev.CorrelationID})
-		}
+		hist = append(hist, historyEntry{Time: ev.Time, Type: string(ev.Type), Action: ev.Action, ActionID: ev.ActionID,
+			Outcome: ev.Outcome, Kind: ev.Kind, CorrelationID: ev.CorrelationID})
 	}
 	s.Raw = nil // the policy reasons on the model, not the source's payload
 	return Input{Signal: s, Node: node, Cluster: cluster, History: hist, Now: now, DryRun: e.o.DryRun}, nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"io"
+	"os"
+	"runtime/pprof"
 
 	"github.com/remedyhq/remedy/engine/loadgen"
 )
@@ -21,8 +23,20 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Webhooks, "webhooks", 0, "webhooks to send (0: run the default scenarios)")
 	fs.Float64Var(&o.Rate, "rate", 0, "webhooks per second to offer (0: flat out)")
 	fs.StringVar(&o.Token, "token", "", "bearer token for the webhook")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *url != "" {
 		if o.Webhooks == 0 {

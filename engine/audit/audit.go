@@ -105,13 +105,17 @@ type Event struct {
 // Filter selects events; zero fields match everything. Results are newest first unless
 // Ascending is set.
 type Filter struct {
-	Node          string
-	Action        string
-	Kind          string
-	Type          Type
+	Node   string
+	Action string
+	Kind   string
+	Type   Type
+	// Types, when set, keeps events of any of these types (besides Type, if given).
+	Types         []Type
 	Outcome       string
 	Actor         string
 	CorrelationID string
+	// WithoutDetail leaves Detail empty: cheaper when only the columns are needed.
+	WithoutDetail bool
 	// Since is inclusive, Until exclusive.
 	Since, Until time.Time
 	// AfterSeq keeps events with a larger seq: the cursor of Follow and of paging.

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -108,6 +109,12 @@ var ErrTerminal = errors.New("terminal message error")
 // workers messages in flight (1: strictly one at a time); it acks after h succeeds.
 // Each handler's work is durable (an fsync'd commit), so concurrent handlers share
 // commits instead of queueing behind each other's fsync.
+//
+// It returns an error when the consumer stalls: the server reports messages waiting
+// (pending or claimed) but none has reached this client for two ack waits. A pull
+// subscription can be lost when the server restarts (seen with nats-server 2.9); the
+// caller consumes again, which issues fresh pulls, and claimed messages are
+// redelivered.
 func Consume(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, workers int, h Handler) error {
 	if workers < 1 {
 		workers = 1
@@ -122,6 +129,12 @@ func Consume(ctx context.Context, js jetstream.JetStream, stream string, cfg jet
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
+	var w watch
+	w.last.Store(time.Now().UnixNano())
+	stalled := make(chan struct{})
+	wctx, cancelWatch := context.WithCancel(ctx)
+	defer cancelWatch()
+	go w.run(wctx, cons, ackWaitOf(cfg), func() { close(stalled); it.Stop() })
 	msgs := make(chan jetstream.Msg)
 	var wg sync.WaitGroup
 	for range workers {
@@ -129,7 +142,10 @@ func Consume(ctx context.Context, js jetstream.JetStream, stream string, cfg jet
 		go func() {
 			defer wg.Done()
 			for msg := range msgs {
+				w.busy.Add(1)
 				settle(ctx, msg, h(ctx, msg))
+				w.last.Store(time.Now().UnixNano())
+				w.busy.Add(-1)
 			}
 		}()
 	}
@@ -138,12 +154,60 @@ func Consume(ctx context.Context, js jetstream.JetStream, stream string, cfg jet
 	for {
 		msg, err := it.Next()
 		if err != nil {
+			select {
+			case <-stalled:
+				return fmt.Errorf("consume %s: %w", cfg.Durable, ErrStalled)
+			default:
+			}
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return nil
 			}
 			return fmt.Errorf("consume %s: %w", cfg.Durable, err)
 		}
+		w.last.Store(time.Now().UnixNano())
 		msgs <- msg
+	}
+}
+
+// ErrStalled is returned by Consume when the server holds messages for the consumer
+// but none arrives.
+var ErrStalled = errors.New("consumer stalled: messages are waiting on the server but none arrives")
+
+func ackWaitOf(cfg jetstream.ConsumerConfig) time.Duration {
+	if cfg.AckWait > 0 {
+		return cfg.AckWait
+	}
+	return 30 * time.Second // the server's default
+}
+
+// watch tells a stalled consumer from an idle or busy one.
+type watch struct {
+	last atomic.Int64 // unix nanos of the last message received or settled
+	busy atomic.Int32 // handlers running
+}
+
+// run calls stalled once the consumer has had messages waiting on the server while no
+// handler ran and none was received or settled here for two ack waits.
+func (w *watch) run(ctx context.Context, cons jetstream.Consumer, ackWait time.Duration, stalled func()) {
+	t := time.NewTicker(ackWait / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if w.busy.Load() > 0 || time.Since(time.Unix(0, w.last.Load())) < 2*ackWait {
+			continue
+		}
+		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		info, err := cons.Info(ictx)
+		cancel()
+		if err != nil || (info.NumPending == 0 && info.NumAckPending == 0) {
+			continue // idle, or the server is unreachable (the client reconnects)
+		}
+		stalled()
+		return
 	}
 }
 

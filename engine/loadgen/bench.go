@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/remedyhq/remedy/engine/app"
@@ -75,49 +76,73 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 		fmt.Fprintf(out, "scenario %d: %s\n", i+1, name)
 		sc.Seed = fmt.Sprintf("s%d-%d", i, time.Now().UnixNano())
 		sc.URL = "http://" + ln.Addr().String() + "/"
+		cpu0 := cpuTime()
 		br, err := Run(ctx, sc)
 		if err != nil {
 			return err
 		}
+		bareCPU := perAlert(cpuTime()-cpu0, br.Alerts)
 		fmt.Fprintf(out, "  bare net/http decode: %s\n", br)
 		sc.URL = a.URL() + "/webhooks/alertmanager"
+		start, cpu1 := time.Now(), cpuTime()
 		er, err := Run(ctx, sc)
 		if err != nil {
 			return err
 		}
+		ackCPU := perAlert(cpuTime()-cpu1, er.Alerts)
 		fmt.Fprintf(out, "  remedy (durable ack): %s\n", er)
 		if br.AlertsPerSec > 0 {
 			fmt.Fprintf(out, "  ratio remedy/bare: %.2f\n", er.AlertsPerSec/br.AlertsPerSec)
 		}
-		lag, err := decisionLag(ctx, a.Store, sc.Seed, er.Alerts)
+		lag, err := decisionLag(ctx, a.Store, sc.Seed, er.Alerts, start)
 		if err != nil {
 			fmt.Fprintf(out, "  decisions: %v\n", err)
 		} else {
 			fmt.Fprintf(out, "  %s\n", lag)
 		}
+		fmt.Fprintf(out, "  CPU per alert (whole process, load generator included): bare %s; remedy %s until acked, %s until decided\n",
+			bareCPU, ackCPU, perAlert(cpuTime()-cpu1, er.Alerts))
 	}
 	fmt.Fprintf(out, "\npeak RSS of this process (engine + load generator + bare server): %s\n", peakRSS())
 	return nil
 }
 
-// decisionLag waits for every alert of a run to be decided and reports the time from
-// signal recorded to decision recorded and to action dispatched.
-func decisionLag(ctx context.Context, st audit.Store, seed string, alerts int) (string, error) {
+// decisionLag waits for every alert of a run (posted since start) to be decided and
+// reports the time from signal recorded to decision recorded and to action dispatched.
+// It polls without event details, so that watching does not slow the engine down.
+func decisionLag(ctx context.Context, st audit.Store, seed string, alerts int, start time.Time) (string, error) {
 	deadline := time.Now().Add(2 * time.Minute)
-	var evs []audit.Event
+	evs, err := st.Query(ctx, audit.Filter{Type: audit.SignalReceived, Since: start, Limit: 1000000})
+	if err != nil {
+		return "", err
+	}
+	sig := map[string]time.Time{}
+	for _, e := range evs {
+		if strings.Contains(string(e.Detail), `"fingerprint":"`+seed+"-") {
+			sig[e.CorrelationID] = e.Time
+		}
+	}
 	for {
-		var err error
-		evs, err = st.Query(ctx, audit.Filter{Since: time.Now().Add(-time.Hour), Limit: 100000})
+		evs, err := st.Query(ctx, audit.Filter{Types: []audit.Type{audit.Decision, audit.Dispatched}, Since: start,
+			Limit: 1000000, WithoutDetail: true})
 		if err != nil {
 			return "", err
 		}
-		sig, dec, disp := times(evs, seed)
+		dec, disp := map[string]time.Time{}, map[string]time.Time{}
+		for _, e := range evs {
+			if _, ok := sig[e.CorrelationID]; !ok {
+				continue
+			}
+			if e.Type == audit.Decision {
+				dec[e.CorrelationID] = e.Time
+			} else {
+				disp[e.CorrelationID] = e.Time
+			}
+		}
 		if len(dec) >= alerts || time.Now().After(deadline) {
 			var dl, pl []time.Duration
 			for corr, t := range dec {
-				if s, ok := sig[corr]; ok {
-					dl = append(dl, t.Sub(s))
-				}
+				dl = append(dl, t.Sub(sig[corr]))
 				if d, ok := disp[corr]; ok {
 					pl = append(pl, d.Sub(sig[corr]))
 				}
@@ -137,27 +162,20 @@ func decisionLag(ctx context.Context, st audit.Store, seed string, alerts int) (
 	}
 }
 
-func times(evs []audit.Event, seed string) (sig, dec, disp map[string]time.Time) {
-	sig, dec, disp = map[string]time.Time{}, map[string]time.Time{}, map[string]time.Time{}
-	mine := map[string]bool{}
-	for _, e := range evs {
-		if e.Type == audit.SignalReceived && strings.Contains(string(e.Detail), `"fingerprint":"`+seed+"-") {
-			mine[e.CorrelationID] = true
-			sig[e.CorrelationID] = e.Time
-		}
+// cpuTime is the CPU time (user + system) this process has used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
 	}
-	for _, e := range evs {
-		if !mine[e.CorrelationID] {
-			continue
-		}
-		switch e.Type {
-		case audit.Decision:
-			dec[e.CorrelationID] = e.Time
-		case audit.Dispatched:
-			disp[e.CorrelationID] = e.Time
-		}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func perAlert(d time.Duration, alerts int) time.Duration {
+	if alerts == 0 {
+		return 0
 	}
-	return sig, dec, disp
+	return (d / time.Duration(alerts)).Round(time.Microsecond)
 }
 
 func peakRSS() string {

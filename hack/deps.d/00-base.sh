@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages the end-to-end tests run for real: Alertmanager (webhook sender),
-# iproute2/ethtool (network namespaces), and a standalone nats-server for restart tests.
+# iproute2/ethtool (network namespaces). The standalone nats-server of the restart tests is
+# built from go.mod's nats-server/v2 by test/testenv (the version remedy embeds).
 set -euo pipefail
 need=()
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
-command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -33,7 +32,7 @@ type natsProc struct {
 	logs bytes.Buffer
 }
 
-// startNATS runs Debian's nats-server with JetStream on a fixed port and store dir, so
+// startNATS runs nats-server (the version remedy embeds) with JetStream on a fixed port and store dir, so
 // a restart finds its streams again.
 func startNATS(t *testing.T, bin string, port int, dir string) *natsProc {
 	t.Helper()
@@ -60,13 +59,7 @@ func (p *natsProc) stop() {
 
 func TestNATSRestartDuringStorm(t *testing.T) {
 	testenv.Heavy(t)
-	if os.Getenv("REMEDY_QUARANTINED") != "1" {
-		// Known flake, to fix next: in about one run in three, one agent's consumer stays
-		// with one action claimed after the restart (ack pending 1, never redelivered) and
-		// ~50 results never arrive. Run it with REMEDY_QUARANTINED=1.
-		t.Skip("quarantined: an agent consumer can stay stuck after a NATS restart (see the comment)")
-	}
-	bin := testenv.LookPath(t, "nats-server", "apt-get install nats-server")
+	bin := testenv.NATSServerBin(t)
 	dir := t.TempDir()
 	port := testenv.FreePort(t)
 	ns := startNATS(t, bin, port, filepath.Join(dir, "nats"))

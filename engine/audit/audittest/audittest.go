@@ -317,6 +317,9 @@ func testQueries(s *suite) {
 		{"range", audit.Filter{Since: at(2), Until: at(4)}, []string{"4", "3"}},
 		{"after seq", audit.Filter{AfterSeq: 5, Ascending: true}, []string{"6", "7"}},
 		{"combined", audit.Filter{Node: "n1", Actor: audit.ActorAgent, Type: audit.ActionResult}, []string{"4"}},
+		{"types", audit.Filter{Types: []audit.Type{audit.Decision, audit.Paused}}, []string{"7", "2"}},
+		{"node and types", audit.Filter{Node: "n1", Types: []audit.Type{audit.ActionResult, audit.ApprovalGranted}}, []string{"4", "3"}},
+		{"type and types", audit.Filter{Type: audit.ActionResult, Types: []audit.Type{audit.ActionResult, audit.Decision}, Outcome: audit.OutcomeFailed}, []string{"6"}},
 		{"no match", audit.Filter{Node: "n3"}, nil},
 	} {
 		s.wantKeys(tc.name, s.query(st, tc.f), tc.want...)
@@ -327,6 +330,14 @@ func testQueries(s *suite) {
 		Action: "irq.spread", Outcome: "act", Actor: audit.ActorEngine, PolicyRev: "r1", PrevHash: got.PrevHash, Hash: got.Hash}
 	if !reflect.DeepEqual(got, want) {
 		s.t.Fatalf("decision row = %+v\nwant %+v", got, want)
+	}
+	// WithoutDetail keeps every column but the detail.
+	s.appendOK(st, audit.Event{Key: "d", Type: audit.Decision, Node: "n1", Detail: []byte(`{"a":1}`)})
+	if full := s.query(st, audit.Filter{Limit: 1}); len(full) != 1 || string(full[0].Detail) != `{"a":1}` {
+		s.t.Fatalf("with detail: %+v", full)
+	}
+	if light := s.query(st, audit.Filter{Limit: 1, WithoutDetail: true}); len(light) != 1 || light[0].Detail != nil || light[0].Key != "d" || light[0].Hash == "" {
+		s.t.Fatalf("without detail: %+v", light)
 	}
 }
 

@@ -55,6 +55,9 @@ var Columns = []string{"seq", "at", "type", "correlation_id", "node", "kind", "a
 const selectCols = `seq, at, type, correlation_id, node, kind, action, action_id, actor, outcome, policy_rev, input_hash,
 	COALESCE(ekey, ''), COALESCE(detail, ''), prev_hash, hash`
 
+const selectColsWithoutDetail = `seq, at, type, correlation_id, node, kind, action, action_id, actor, outcome, policy_rev, input_hash,
+	COALESCE(ekey, ''), '', prev_hash, hash`
+
 // Values are e's column values, in Columns order.
 func Values(e *audit.Event) []any {
 	return []any{e.Seq, e.Time.UnixNano(), string(e.Type), e.CorrelationID, e.Node, e.Kind, e.Action, e.ActionID,
@@ -302,6 +305,16 @@ func (s *Store) Query(ctx context.Context, f audit.Filter) ([]audit.Event, error
 			add(c.col+" =", c.v)
 		}
 	}
+	if len(f.Types) > 0 {
+		col := "type"
+		if indexed || f.Type != "" {
+			col = "(type || '')"
+		}
+		for _, t := range f.Types {
+			args = append(args, string(t))
+		}
+		where = append(where, col+" IN ("+s.list(len(args)-len(f.Types)+1, len(f.Types))+")")
+	}
 	if !f.Since.IsZero() {
 		add("at >=", f.Since.UnixNano())
 	}
@@ -311,7 +324,11 @@ func (s *Store) Query(ctx context.Context, f audit.Filter) ([]audit.Event, error
 	if f.AfterSeq > 0 {
 		add("seq >", f.AfterSeq)
 	}
-	q := "SELECT " + selectCols + " FROM audit_events"
+	cols := selectCols
+	if f.WithoutDetail {
+		cols = selectColsWithoutDetail
+	}
+	q := "SELECT " + cols + " FROM audit_events"
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
