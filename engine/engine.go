@@ -104,6 +104,9 @@ type Engine struct {
 	// does not start a second run of an in-cluster action that is still executing.
 	dispatching sync.Map
 	m           metrics
+	// undecidedMark and undispatchedMark are the sweep's watermarks (seqs below which
+	// nothing is pending); only the sweep goroutine uses them.
+	undecidedMark, undispatchedMark int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -291,15 +294,25 @@ func (e *Engine) sweepLoop() {
 }
 
 // sweep decides signals that were recorded but not decided (a crash, a full queue) and
-// dispatches actions that were planned but not dispatched (a NATS outage).
+// dispatches actions that were planned but not dispatched (a NATS outage). It scans
+// from a watermark: the seq below which every signal is decided and every action
+// dispatched, so that a sweep costs what is new, not the whole log.
 func (e *Engine) sweep(ctx context.Context) {
-	undecided, err := e.o.Store.Undecided(ctx, 1000)
+	head, err := e.head(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Error("sweep: read head", "err", err)
+		}
+		return
+	}
+	undecided, err := e.o.Store.Undecided(ctx, e.undecidedMark, sweepBatch)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.log.Error("sweep undecided", "err", err)
 		}
 		return
 	}
+	e.undecidedMark = nextMark(e.undecidedMark, undecided, head)
 	for _, ev := range undecided {
 		if _, ok := e.queued.Load(strings.TrimPrefix(ev.Key, audit.SignalKey(""))); ok {
 			continue // a worker decides it
@@ -313,13 +326,14 @@ func (e *Engine) sweep(ctx context.Context) {
 			e.log.Error("sweep decide", "seq", ev.Seq, "err", err)
 		}
 	}
-	planned, err := e.o.Store.Undispatched(ctx, 1000)
+	planned, err := e.o.Store.Undispatched(ctx, e.undispatchedMark, sweepBatch)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.log.Error("sweep undispatched", "err", err)
 		}
 		return
 	}
+	e.undispatchedMark = nextMark(e.undispatchedMark, planned, head)
 	for _, ev := range planned {
 		var req executors.Request
 		if err := json.Unmarshal(ev.Detail, &req); err != nil {
@@ -332,13 +346,35 @@ func (e *Engine) sweep(ctx context.Context) {
 	}
 }
 
+// sweepBatch bounds the events one sweep handles of each kind.
+const sweepBatch = 1000
+
+// nextMark is the next sweep's watermark: just below the oldest event still pending
+// (it may be handled by then, or it is retried), else the head read before the scan
+// (events after it may have been appended since).
+func nextMark(mark int64, pending []audit.Event, head int64) int64 {
+	if len(pending) > 0 {
+		return max(mark, pending[0].Seq-1)
+	}
+	return max(mark, head)
+}
+
+// head is the seq of the newest event in the audit log (0 when empty).
+func (e *Engine) head(ctx context.Context) (int64, error) {
+	evs, err := e.o.Store.Query(ctx, audit.Filter{Limit: 1, WithoutDetail: true})
+	if err != nil || len(evs) == 0 {
+		return 0, err
+	}
+	return evs[0].Seq, nil
+}
+
 // redispatchStale publishes again the actions that were dispatched more than
 // RedispatchAfter ago, are still within their deadline, and have no result.
 func (e *Engine) redispatchStale(ctx context.Context) {
 	now := e.o.Now().UTC()
 	since := now.Add(-e.o.ActionTTL - e.o.RedispatchAfter)
 	query := func(t audit.Type) []audit.Event {
-		evs, err := e.o.Store.Query(ctx, audit.Filter{Type: t, Since: since, Limit: 100000})
+		evs, err := e.o.Store.Query(ctx, audit.Filter{Type: t, Since: since, Limit: 100000, WithoutDetail: t != audit.ActionPlanned})
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("redispatch query", "type", t, "err", err)
 		}

@@ -136,12 +136,12 @@ type Store interface {
 	Append(ctx context.Context, events ...Event) ([]bool, error)
 	// Query returns events matching f, newest first.
 	Query(ctx context.Context, f Filter) ([]Event, error)
-	// Undecided returns signal.received events that have no decision yet (oldest
-	// first), for recovery after a crash.
-	Undecided(ctx context.Context, limit int) ([]Event, error)
-	// Undispatched returns action.planned events that were neither dispatched nor
-	// answered with a result.
-	Undispatched(ctx context.Context, limit int) ([]Event, error)
+	// Undecided returns signal.received events after seq afterSeq that have no
+	// decision yet (oldest first), for recovery after a crash.
+	Undecided(ctx context.Context, afterSeq int64, limit int) ([]Event, error)
+	// Undispatched returns action.planned events after seq afterSeq that were neither
+	// dispatched nor answered with a result (oldest first).
+	Undispatched(ctx context.Context, afterSeq int64, limit int) ([]Event, error)
 	Close() error
 }
 

@@ -268,16 +268,19 @@ func testRecovery(s *suite) {
 	)
 	for _, tc := range []struct {
 		name  string
-		fn    func(context.Context, int) ([]audit.Event, error)
+		fn    func(context.Context, int64, int) ([]audit.Event, error)
+		after int64
 		limit int
 		want  []string
 	}{
-		{"undecided", st.Undecided, 10, []string{"signal:b", "signal:c"}},
-		{"undecided limit", st.Undecided, 1, []string{"signal:b"}},
-		{"undispatched", st.Undispatched, 10, []string{"action:p3", "action:p4"}},
-		{"undispatched limit", st.Undispatched, 1, []string{"action:p3"}},
+		{"undecided", st.Undecided, 0, 10, []string{"signal:b", "signal:c"}},
+		{"undecided limit", st.Undecided, 0, 1, []string{"signal:b"}},
+		{"undecided after seq", st.Undecided, 2, 10, []string{"signal:c"}},
+		{"undispatched", st.Undispatched, 0, 10, []string{"action:p3", "action:p4"}},
+		{"undispatched limit", st.Undispatched, 0, 1, []string{"action:p3"}},
+		{"undispatched after seq", st.Undispatched, 7, 10, []string{"action:p4"}},
 	} {
-		got, err := tc.fn(context.Background(), tc.limit)
+		got, err := tc.fn(context.Background(), tc.after, tc.limit)
 		if err != nil {
 			s.t.Fatalf("%s: %v", tc.name, err)
 		}

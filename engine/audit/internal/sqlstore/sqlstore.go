@@ -345,18 +345,18 @@ func (s *Store) Query(ctx context.Context, f audit.Filter) ([]audit.Event, error
 }
 
 // Undecided implements audit.Store.
-func (s *Store) Undecided(ctx context.Context, limit int) ([]audit.Event, error) {
-	return s.query(ctx, `SELECT `+selectCols+` FROM audit_events s WHERE s.type = `+s.ph(1)+` AND NOT EXISTS
-		(SELECT 1 FROM audit_events d WHERE d.ekey = 'decision:' || substr(s.ekey, 8)) ORDER BY seq LIMIT `+s.ph(2),
-		string(audit.SignalReceived), limit)
+func (s *Store) Undecided(ctx context.Context, afterSeq int64, limit int) ([]audit.Event, error) {
+	return s.query(ctx, `SELECT `+selectCols+` FROM audit_events s WHERE s.type = `+s.ph(1)+` AND s.seq > `+s.ph(2)+` AND NOT EXISTS
+		(SELECT 1 FROM audit_events d WHERE d.ekey = 'decision:' || substr(s.ekey, 8)) ORDER BY seq LIMIT `+s.ph(3),
+		string(audit.SignalReceived), afterSeq, limit)
 }
 
 // Undispatched implements audit.Store.
-func (s *Store) Undispatched(ctx context.Context, limit int) ([]audit.Event, error) {
-	return s.query(ctx, `SELECT `+selectCols+` FROM audit_events p WHERE p.type = `+s.ph(1)+` AND NOT EXISTS
-		(SELECT 1 FROM audit_events d WHERE d.action_id = p.action_id AND d.type IN (`+s.list(2, 2)+`))
-		ORDER BY seq LIMIT `+s.ph(4),
-		string(audit.ActionPlanned), string(audit.Dispatched), string(audit.ActionResult), limit)
+func (s *Store) Undispatched(ctx context.Context, afterSeq int64, limit int) ([]audit.Event, error) {
+	return s.query(ctx, `SELECT `+selectCols+` FROM audit_events p WHERE p.type = `+s.ph(1)+` AND p.seq > `+s.ph(2)+` AND NOT EXISTS
+		(SELECT 1 FROM audit_events d WHERE d.action_id = p.action_id AND d.type IN (`+s.list(3, 2)+`))
+		ORDER BY seq LIMIT `+s.ph(5),
+		string(audit.ActionPlanned), afterSeq, string(audit.Dispatched), string(audit.ActionResult), limit)
 }
 
 func (s *Store) query(ctx context.Context, q string, args ...any) ([]audit.Event, error) {
