@@ -69,7 +69,7 @@ func Open(path string, opts audit.Options) (*Store, error) {
 		return nil, fmt.Errorf("open audit db: %w", err)
 	}
 	r.SetMaxOpenConns(4)
-	return &Store{Store: sqlstore.New(&db{w: w, r: r}, func(int) string { return "?" }, opts), w: w}, nil
+	return &Store{Store: sqlstore.New(newDB(w, r), func(int) string { return "?" }, opts), w: w}, nil
 }
 
 type params struct {
@@ -150,20 +150,32 @@ func classify(err error) error {
 	return err
 }
 
-type db struct{ w, r *sql.DB }
+type db struct {
+	w, r   *sql.DB
+	ws, rs *stmtCache // prepared statements of the writer and of the readers
+}
+
+func newDB(w, r *sql.DB) *db {
+	return &db{w: w, r: r, ws: newStmtCache(w, true), rs: newStmtCache(r, false)}
+}
 
 func (d *db) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	if st := d.rs.get(ctx, q); st != nil {
+		rows, err := st.QueryContext(ctx, args...)
+		return sqlRows{rows}, err
+	}
 	rows, err := d.r.QueryContext(ctx, q, args...)
 	return sqlRows{rows}, err
 }
 
 func (d *db) Write(ctx context.Context, fn func(sqlstore.Tx) error) error {
+	defer d.ws.prepareWanted(ctx) // the connection is free again once the transaction ends
 	tx, err := d.w.BeginTx(ctx, nil)
 	if err != nil {
 		return classify(fmt.Errorf("begin: %w", err))
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	if err := fn(sqlTx{tx}); err != nil {
+	if err := fn(sqlTx{tx, d.ws}); err != nil {
 		return classify(err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -172,11 +184,22 @@ func (d *db) Write(ctx context.Context, fn func(sqlstore.Tx) error) error {
 	return nil
 }
 
-func (d *db) Close() error { return errors.Join(d.w.Close(), d.r.Close()) }
+func (d *db) Close() error {
+	d.ws.close()
+	d.rs.close()
+	return errors.Join(d.w.Close(), d.r.Close())
+}
 
-type sqlTx struct{ tx *sql.Tx }
+type sqlTx struct {
+	tx    *sql.Tx
+	stmts *stmtCache
+}
 
 func (t sqlTx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	if st := t.stmts.get(ctx, q); st != nil {
+		rows, err := t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+		return sqlRows{rows}, err
+	}
 	rows, err := t.tx.QueryContext(ctx, q, args...)
 	return sqlRows{rows}, err
 }
@@ -196,9 +219,14 @@ func (t sqlTx) Insert(ctx context.Context, rows []audit.Event) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	stmt, err := t.tx.PrepareContext(ctx, insertSQL)
-	if err != nil {
-		return fmt.Errorf("prepare insert: %w", err)
+	var stmt *sql.Stmt
+	if st := t.stmts.get(ctx, insertSQL); st != nil {
+		stmt = t.tx.StmtContext(ctx, st)
+	} else {
+		var err error
+		if stmt, err = t.tx.PrepareContext(ctx, insertSQL); err != nil {
+			return fmt.Errorf("prepare insert: %w", err)
+		}
 	}
 	defer stmt.Close()
 	for i := range rows {

@@ -218,10 +218,14 @@ func (s *Store) headAndKeys(ctx context.Context, tx Tx, batches [][]audit.Event)
 		if first {
 			parts = append(parts, `SELECT '', seq, hash FROM (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1) h`)
 		}
+		args := keys[:n]
 		if n > 0 {
-			parts = append(parts, `SELECT ekey, 0, '' FROM audit_events WHERE ekey IN (`+s.list(1, n)+`)`)
+			// A few list lengths, padded with a repeated key, keep the statement shapes
+			// few enough to stay prepared.
+			args = padKeys(args)
+			parts = append(parts, `SELECT ekey, 0, '' FROM audit_events WHERE ekey IN (`+s.list(1, len(args))+`)`)
 		}
-		rows, err := tx.Query(ctx, strings.Join(parts, " UNION ALL "), keys[:n]...)
+		rows, err := tx.Query(ctx, strings.Join(parts, " UNION ALL "), args...)
 		if err != nil {
 			return head{}, nil, fmt.Errorf("read chain head and keys: %w", err)
 		}
@@ -245,6 +249,21 @@ func (s *Store) headAndKeys(ctx context.Context, tx Tx, batches [][]audit.Event)
 		keys = keys[n:]
 	}
 	return h, seen, nil
+}
+
+// padKeys returns keys with the last one repeated up to the next power of two (at
+// most keyChunk), in a new slice.
+func padKeys(keys []any) []any {
+	n := 1
+	for n < len(keys) {
+		n *= 2
+	}
+	out := make([]any, max(len(keys), min(n, keyChunk)))
+	copy(out, keys)
+	for i := len(keys); i < len(out); i++ {
+		out[i] = keys[len(keys)-1]
+	}
+	return out
 }
 
 // list is "ph(from), ..., ph(from+n-1)".
