@@ -15,10 +15,9 @@ label(k) := object.get(signal_labels, k, "")
 # measure(k) is the signal's measurement k. An Alertmanager alert carries one value (its
 # "value" annotation); its rule names what that value is with the label value_name, or
 # config.alert_values names it per kind.
-measure(k) := signal_values[k]
-
-measure(k) := signal_values.value if {
-	not k in object.keys(signal_values)
+measure(k) := v if {
+	v := signal_values[k]
+} else := signal_values.value if {
 	alert_value_name == k
 }
 
@@ -28,9 +27,9 @@ alert_value_name := data.remedy.config.alert_values[input.signal.kind] if not si
 
 # iface is the network interface a signal is about: the agent's iface label, or
 # node_exporter's device label in alert rules.
-iface := label("iface") if label("iface") != ""
+iface := object.get(signal_labels, "iface", "") if object.get(signal_labels, "iface", "") != ""
 
-else := label("device")
+else := object.get(signal_labels, "device", "")
 
 # measured(k) is true when the signal carries measurement k.
 measured(k) if measure(k)

@@ -26,7 +26,7 @@ drops_iface := iface
 
 drops_firing if {
 	input.signal.kind == "packet_drops"
-	firing
+	input.signal.status == "firing"
 	not drops_below_threshold
 }
 

@@ -24,7 +24,7 @@ psi_full_limit := object.get(psi_cfg, sprintf("%s_full_percent", [psi_resource])
 
 psi_contention if {
 	input.signal.kind == "psi"
-	firing
+	input.signal.status == "firing"
 	psi_resource in {"cpu", "memory"}
 	label("cause") != "throttling"
 	not psi_throttling

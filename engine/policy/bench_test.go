@@ -129,3 +129,25 @@ func BenchmarkInputConversion(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkInputValue is the conversion engine.Input.Value does instead: the AST value
+// built from the structs, no JSON.
+func BenchmarkInputValue(b *testing.B) {
+	in := benchInput()
+	loop(b, func() {
+		_ = in.Value()
+	})
+}
+
+// BenchmarkEngineInputPathValue is BenchmarkEngineInputPath with Input.Value in place of
+// the JSON round trip (engine.decide still marshals the input once, for its hash).
+func BenchmarkEngineInputPathValue(b *testing.B) {
+	ctx := context.Background()
+	p := loadLibrary(b)
+	in := benchInput()
+	loop(b, func() {
+		if _, err := p.EvalValue(ctx, in.Value()); err != nil {
+			b.Fatal(err)
+		}
+	})
+}

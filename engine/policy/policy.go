@@ -18,7 +18,8 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/metrics"
+	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
 )
@@ -87,9 +88,16 @@ type Policy struct {
 	Files []string
 	// Tests are the policy's own tests, run at load unless skipped.
 	Tests TestSummary
-	query rego.PreparedEvalQuery
 	set   *fileSet
+	// The compiled modules, the data document and the compiled decision query: an
+	// evaluation runs the query on OPA's evaluator directly (see EvalValue).
+	compiler *ast.Compiler
+	store    storage.Store
+	query    ast.Body
 }
+
+// resultVar is the query variable the decision document is bound to.
+const resultVar = ast.Var("decisions")
 
 // IsTestFile reports whether a Rego file holds opa tests; they are run at load and by
 // `remedy policy test`, never evaluated for decisions.
@@ -147,12 +155,12 @@ func compile(ctx context.Context, set *fileSet) (*Policy, error) {
 	}
 	// The store hands out AST values: reading data.remedy.config then costs no conversion
 	// per evaluation.
-	store := inmem.NewFromObjectWithOpts(set.data, inmem.OptReturnASTValuesOnRead(true))
-	q, err := rego.New(rego.Query(Query), rego.Compiler(c), rego.Store(store), rego.StoreReadAST(true)).PrepareForEval(ctx)
+	p.store = inmem.NewFromObjectWithOpts(set.data, inmem.OptReturnASTValuesOnRead(true))
+	q, err := c.QueryCompiler().Compile(ast.NewBody(ast.Equality.Expr(ast.VarTerm(string(resultVar)), ast.MustParseTerm(Query))))
 	if err != nil {
 		return nil, fmt.Errorf("compile policies: %w", err)
 	}
-	p.query = q
+	p.compiler, p.query = c, q
 	return p, nil
 }
 
@@ -167,18 +175,131 @@ func (p *Policy) Eval(ctx context.Context, input any) ([]Decision, error) {
 }
 
 // EvalValue evaluates the decision document for an input already in AST form.
+//
+// It runs the compiled query on OPA's evaluator (topdown) directly rather than through
+// a rego.PreparedEvalQuery: the same evaluation (rule indexing and early exit on, builtin
+// errors not strict, a read transaction on the data) without the per-call metrics, the
+// cancellation goroutine and the options a decision does not use.
 func (p *Policy) EvalValue(ctx context.Context, input ast.Value) ([]Decision, error) {
-	cancel := topdown.NewCancel()
-	stop := context.AfterFunc(ctx, cancel.Cancel)
-	defer stop()
-	rs, err := p.query.Eval(ctx, rego.EvalParsedInput(input), rego.EvalExternalCancel(cancel))
+	txn, err := p.store.NewTransaction(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate %s: %w", Query, err)
 	}
-	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+	defer p.store.Abort(ctx, txn)
+	q := topdown.NewQuery(p.query).
+		WithCompiler(p.compiler).
+		WithStore(p.store).
+		WithTransaction(txn).
+		WithInput(ast.NewTerm(input)).
+		WithMetrics(metrics.NoOp()).
+		WithIndexing(true).
+		WithEarlyExit(true)
+	if ctx.Done() != nil {
+		cancel := topdown.NewCancel()
+		stop := context.AfterFunc(ctx, cancel.Cancel)
+		defer stop()
+		q = q.WithCancel(cancel)
+	}
+	var doc *ast.Term
+	err = q.Iter(ctx, func(qr topdown.QueryResult) error {
+		if doc == nil {
+			doc = qr[resultVar]
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", Query, err)
+	}
+	if doc == nil {
 		return nil, nil // the document is undefined: no decision
 	}
-	return decodeDecisions(rs[0].Expressions[0].Value)
+	if ds, ok := decodeDecisionsAST(doc.Value); ok {
+		return ds, nil
+	}
+	v, err := ast.JSON(doc.Value)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", Query, err)
+	}
+	return decodeDecisions(v)
+}
+
+// decodeDecisionsAST reads a well-formed decision document straight from its AST value,
+// as decodeDecisions reads its JSON form: the same decisions in the same order, params
+// marshalled the same way. Anything else is left to decodeDecisions (ok is false), so a
+// malformed document fails with the same error.
+func decodeDecisionsAST(v ast.Value) (out []Decision, ok bool) {
+	var items interface {
+		Len() int
+		Iter(func(*ast.Term) error) error
+	}
+	switch v := v.(type) {
+	case ast.Set:
+		items = v
+	case *ast.Array:
+		items = v
+	default:
+		return nil, false
+	}
+	out = make([]Decision, 0, items.Len())
+	errBad := errors.New("not a well-formed decision")
+	err := items.Iter(func(item *ast.Term) error {
+		obj, isObj := item.Value.(ast.Object)
+		if !isObj {
+			return errBad
+		}
+		var d Decision
+		err := obj.Iter(func(k, val *ast.Term) error {
+			key, isStr := k.Value.(ast.String)
+			if !isStr {
+				return errBad
+			}
+			var fine bool
+			switch key {
+			case "action":
+				var s ast.String
+				s, fine = val.Value.(ast.String)
+				d.Action = string(s)
+			case "risk":
+				var s ast.String
+				s, fine = val.Value.(ast.String)
+				d.Risk = Risk(s)
+			case "reason":
+				var s ast.String
+				s, fine = val.Value.(ast.String)
+				d.Reason = string(s)
+			case "requires_approval":
+				var b ast.Boolean
+				b, fine = val.Value.(ast.Boolean)
+				d.RequiresApproval = bool(b)
+			case "params":
+				x, err := ast.JSON(val.Value)
+				if err == nil {
+					d.Params, err = json.Marshal(x)
+				}
+				fine = err == nil
+			}
+			if !fine {
+				return errBad
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		switch d.Risk {
+		case "":
+			d.Risk = RiskLow
+		case RiskLow, RiskHigh, RiskCritical:
+		default:
+			return errBad
+		}
+		if d.Action == "" {
+			return errBad
+		}
+		out = append(out, d)
+		return nil
+	})
+	return out, err == nil
 }
 
 func decodeDecisions(v any) ([]Decision, error) {

@@ -1,0 +1,105 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+)
+
+// regoEval is how EvalValue evaluated before it ran the query on topdown itself: a
+// rego.PreparedEvalQuery over the same compiler and store, its result read as JSON.
+func regoEval(ctx context.Context, p *Policy, input ast.Value) ([]Decision, error) {
+	pq, err := rego.New(rego.Query(Query), rego.Compiler(p.compiler), rego.Store(p.store), rego.StoreReadAST(true)).PrepareForEval(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input))
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", Query, err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, nil
+	}
+	return decodeDecisions(rs[0].Expressions[0].Value)
+}
+
+func sameEval(t *testing.T, p *Policy, input ast.Value, where string) {
+	t.Helper()
+	ctx := context.Background()
+	want, wantErr := regoEval(ctx, p, input)
+	got, gotErr := p.EvalValue(ctx, input)
+	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+		t.Errorf("%s: error %v, through rego %v", where, gotErr, wantErr)
+	}
+	if !reflect.DeepEqual(got, want) { // nil and empty differ: the audit log records which
+		t.Errorf("%s: decisions\n%#v\nthrough rego\n%#v", where, got, want)
+	}
+}
+
+// TestEvalValueDecidesAsRego evaluates every input the library's own tests give it both
+// ways: the decisions (their order, params bytes, nil or empty) are the same.
+func TestEvalValueDecidesAsRego(t *testing.T) {
+	ctx := context.Background()
+	p, err := LoadWith(ctx, "../../policies", Options{SkipTests: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs, err := testInputs(ctx, p.set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inputs) < 30 {
+		t.Fatalf("%d test inputs", len(inputs))
+	}
+	decided := 0
+	for _, in := range inputs {
+		v, err := ast.InterfaceToValue(in.value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ds, _ := p.EvalValue(ctx, v); len(ds) > 0 {
+			decided++
+		}
+		sameEval(t, p, v, where(in.loc))
+	}
+	if decided < 20 {
+		t.Errorf("only %d of %d test inputs decide something", decided, len(inputs))
+	}
+}
+
+// TestEvalValueMalformedAsRego: documents that break the contract fail with the same
+// error both ways, and the odd-but-valid ones decode the same.
+func TestEvalValueMalformedAsRego(t *testing.T) {
+	for name, mod := range map[string]string{
+		"array": "package remedy\n\ndecisions := input.doc\n",
+		"set":   "package remedy\n\ndecisions contains d if some d in input.doc\n",
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(mod), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p, err := LoadWith(context.Background(), dir, Options{SkipTests: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range []string{
+			`[]`, `"nope"`, `[1]`, `[null]`, `[[1]]`, `[{"action": "a", "foo": 1}]`, `[{"action": "a", "risk": "medium"}]`,
+			`[{"risk": "low"}]`, `[{"action": ""}]`, `[{"action": 1}]`, `[{"action": "a", "requires_approval": "yes"}]`,
+			`[{"action": "a", "reason": 2}]`, `[{"action": "a", "risk": null}]`,
+			`[{"action": "a"}]`, `[{"action": "a", "params": null}]`, `[{"action": "a", "params": {}}]`,
+			`[{"action": "b", "params": {"z": [1, 2.50, 1e21, null, true, "x"], "a": {"n": -0}}, "risk": "critical", "requires_approval": true, "reason": "r"},
+			  {"action": "a", "params": {"k": "v"}, "risk": "high", "requires_approval": false},
+			  {"action": "c", "risk": "low"}]`,
+		} {
+			v := ast.MustParseTerm(`{"doc": ` + doc + `}`).Value
+			sameEval(t, p, v, name+" "+doc)
+		}
+		sameEval(t, p, ast.NewObject(), name+" no doc") // undefined
+	}
+}
