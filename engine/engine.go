@@ -261,13 +261,16 @@ func ActionID(signalKey, action string, params json.RawMessage) string {
 
 func (e *Engine) work() {
 	defer e.wg.Done()
+	// Decisions are committed after the intake waiting beside them: a storm is
+	// acknowledged first, and decided as fast as the rest of each commit allows.
+	ctx := audit.Deferrable(e.ctx)
 	for {
 		select {
 		case <-e.ctx.Done():
 			return
 		case s := <-e.queue:
 			e.queued.Delete(s.Key())
-			if err := e.decide(e.ctx, s); err != nil && e.ctx.Err() == nil {
+			if err := e.decide(ctx, s); err != nil && e.ctx.Err() == nil {
 				e.log.Error("decide", "node", s.Node, "kind", s.Kind, "err", err)
 			}
 		}
@@ -279,10 +282,11 @@ func (e *Engine) sweepLoop() {
 	t := time.NewTicker(e.o.SweepInterval)
 	defer t.Stop()
 	lastRedispatch := time.Now()
+	ctx := audit.Deferrable(e.ctx)
 	for {
-		e.sweep(e.ctx)
+		e.sweep(ctx)
 		if time.Since(lastRedispatch) >= e.o.RedispatchAfter/2 {
-			e.redispatchStale(e.ctx)
+			e.redispatchStale(ctx)
 			lastRedispatch = time.Now()
 		}
 		select {

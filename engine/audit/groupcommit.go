@@ -12,16 +12,35 @@ type GroupCommitter struct {
 	commit   func(ctx context.Context, batches [][]Event) ([][]bool, error)
 	maxBatch int
 	reqs     chan *commitReq
-	ctx      context.Context
-	cancel   context.CancelFunc
-	closed   chan struct{} // closed once the writer has exited
-	wg       sync.WaitGroup
-	stop     sync.Once
+	// bulk holds the appends made under Deferrable contexts: they ride in a commit
+	// only beside what is urgent, up to maxBulk events, so that acknowledging intake
+	// does not queue behind a backlog of decisions.
+	bulk   chan *commitReq
+	ctx    context.Context
+	cancel context.CancelFunc
+	closed chan struct{} // closed once the writer has exited
+	wg     sync.WaitGroup
+	stop   sync.Once
 }
 
 type commitReq struct {
 	events []Event
+	bulk   bool
 	done   chan commitRes
+}
+
+type deferrableKey struct{}
+
+// Deferrable marks the appends made with ctx as work that may wait behind urgent
+// appends (the engine's decisions, which nobody is waiting to be acknowledged): they
+// are committed as durably, but after what is queued without the mark.
+func Deferrable(ctx context.Context) context.Context {
+	return context.WithValue(ctx, deferrableKey{}, true)
+}
+
+func isDeferrable(ctx context.Context) bool {
+	v, _ := ctx.Value(deferrableKey{}).(bool)
+	return v
 }
 
 type commitRes struct {
@@ -33,7 +52,8 @@ type commitRes struct {
 // and must write them in one transaction.
 func NewGroupCommitter(maxBatch int, commit func(ctx context.Context, batches [][]Event) ([][]bool, error)) *GroupCommitter {
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &GroupCommitter{commit: commit, maxBatch: maxBatch, reqs: make(chan *commitReq, 4096), ctx: ctx, cancel: cancel, closed: make(chan struct{})}
+	g := &GroupCommitter{commit: commit, maxBatch: maxBatch, reqs: make(chan *commitReq, 4096), bulk: make(chan *commitReq, 4096),
+		ctx: ctx, cancel: cancel, closed: make(chan struct{})}
 	g.wg.Add(1)
 	go g.loop()
 	return g
@@ -44,9 +64,13 @@ func (g *GroupCommitter) Append(ctx context.Context, events []Event) ([]bool, er
 	if len(events) == 0 {
 		return nil, nil
 	}
-	r := &commitReq{events: events, done: make(chan commitRes, 1)}
+	r := &commitReq{events: events, bulk: isDeferrable(ctx), done: make(chan commitRes, 1)}
+	q := g.reqs
+	if r.bulk {
+		q = g.bulk
+	}
 	select {
-	case g.reqs <- r:
+	case q <- r:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-g.ctx.Done():
@@ -74,6 +98,7 @@ func (g *GroupCommitter) loop() {
 		var first *commitReq
 		select {
 		case first = <-g.reqs:
+		case first = <-g.bulk:
 		case <-g.ctx.Done():
 			g.drain()
 			return
@@ -82,14 +107,39 @@ func (g *GroupCommitter) loop() {
 	}
 }
 
+// maxBulk bounds the deferrable events of a commit that also carries urgent ones (and
+// four times that, of a commit of deferrable events only: an urgent call arriving
+// during it waits for it).
+const maxBulk = 256
+
+// collect adds to first what else waits: every urgent call (up to maxBatch events),
+// then deferrable ones, fewer when urgent calls are waiting for this commit.
 func (g *GroupCommitter) collect(first *commitReq) []*commitReq {
 	batch := []*commitReq{first}
-	n := len(first.events)
+	n, bulk := len(first.events), 0
+	if first.bulk {
+		bulk = n
+	}
+urgent:
 	for n < g.maxBatch {
 		select {
 		case r := <-g.reqs:
 			batch = append(batch, r)
 			n += len(r.events)
+		default:
+			break urgent
+		}
+	}
+	maxB := 4 * maxBulk // a commit of deferrable events only
+	if n > bulk {
+		maxB = maxBulk
+	}
+	for n < g.maxBatch && bulk < maxB {
+		select {
+		case r := <-g.bulk:
+			batch = append(batch, r)
+			n += len(r.events)
+			bulk += len(r.events)
 		default:
 			return batch
 		}
@@ -117,6 +167,8 @@ func (g *GroupCommitter) drain() {
 	for {
 		select {
 		case r := <-g.reqs:
+			r.done <- commitRes{err: ErrClosed}
+		case r := <-g.bulk:
 			r.done <- commitRes{err: ErrClosed}
 		default:
 			return

@@ -84,7 +84,11 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 		bareCPU := perAlert(cpuTime()-cpu0, br.Alerts)
 		fmt.Fprintf(out, "  bare net/http decode: %s\n", br)
 		sc.URL = a.URL() + "/webhooks/alertmanager"
-		start, cpu1 := time.Now(), cpuTime()
+		after, err := headSeq(ctx, a.Store)
+		if err != nil {
+			return err
+		}
+		cpu1 := cpuTime()
 		er, err := Run(ctx, sc)
 		if err != nil {
 			return err
@@ -94,7 +98,7 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 		if br.AlertsPerSec > 0 {
 			fmt.Fprintf(out, "  ratio remedy/bare: %.2f\n", er.AlertsPerSec/br.AlertsPerSec)
 		}
-		lag, err := decisionLag(ctx, a.Store, sc.Seed, er.Alerts, start)
+		lag, err := decisionLag(ctx, a.Store, sc.Seed, er.Alerts, after)
 		if err != nil {
 			fmt.Fprintf(out, "  decisions: %v\n", err)
 		} else {
@@ -107,12 +111,21 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 	return nil
 }
 
-// decisionLag waits for every alert of a run (posted since start) to be decided and
+// headSeq is the seq of the newest audit event.
+func headSeq(ctx context.Context, st audit.Store) (int64, error) {
+	evs, err := st.Query(ctx, audit.Filter{Limit: 1, WithoutDetail: true})
+	if err != nil || len(evs) == 0 {
+		return 0, err
+	}
+	return evs[0].Seq, nil
+}
+
+// decisionLag waits for every alert of a run (recorded after seq after) to be decided and
 // reports the time from signal recorded to decision recorded and to action dispatched.
 // It polls without event details, so that watching does not slow the engine down.
-func decisionLag(ctx context.Context, st audit.Store, seed string, alerts int, start time.Time) (string, error) {
+func decisionLag(ctx context.Context, st audit.Store, seed string, alerts int, after int64) (string, error) {
 	deadline := time.Now().Add(2 * time.Minute)
-	evs, err := st.Query(ctx, audit.Filter{Type: audit.SignalReceived, Since: start, Limit: 1000000})
+	evs, err := st.Query(ctx, audit.Filter{Type: audit.SignalReceived, AfterSeq: after, Limit: 1000000})
 	if err != nil {
 		return "", err
 	}
@@ -122,14 +135,15 @@ func decisionLag(ctx context.Context, st audit.Store, seed string, alerts int, s
 			sig[e.CorrelationID] = e.Time
 		}
 	}
+	dec, disp := map[string]time.Time{}, map[string]time.Time{}
 	for {
-		evs, err := st.Query(ctx, audit.Filter{Types: []audit.Type{audit.Decision, audit.Dispatched}, Since: start,
-			Limit: 1000000, WithoutDetail: true})
+		evs, err := st.Query(ctx, audit.Filter{Types: []audit.Type{audit.Decision, audit.Dispatched}, AfterSeq: after,
+			Ascending: true, Limit: 100000, WithoutDetail: true})
 		if err != nil {
 			return "", err
 		}
-		dec, disp := map[string]time.Time{}, map[string]time.Time{}
 		for _, e := range evs {
+			after = e.Seq
 			if _, ok := sig[e.CorrelationID]; !ok {
 				continue
 			}

@@ -373,7 +373,7 @@ func (s *Store) Undecided(ctx context.Context, afterSeq int64, limit int) ([]aud
 // Undispatched implements audit.Store.
 func (s *Store) Undispatched(ctx context.Context, afterSeq int64, limit int) ([]audit.Event, error) {
 	return s.query(ctx, `SELECT `+selectCols+` FROM audit_events p WHERE p.type = `+s.ph(1)+` AND p.seq > `+s.ph(2)+` AND NOT EXISTS
-		(SELECT 1 FROM audit_events d WHERE d.action_id = p.action_id AND d.type IN (`+s.list(3, 2)+`))
+		(SELECT 1 FROM audit_events d WHERE d.action_id = p.action_id AND d.action_id <> '' AND d.type IN (`+s.list(3, 2)+`))
 		ORDER BY seq LIMIT `+s.ph(5),
 		string(audit.ActionPlanned), afterSeq, string(audit.Dispatched), string(audit.ActionResult), limit)
 }
