@@ -79,6 +79,8 @@ func TestEvalValueMalformedAsRego(t *testing.T) {
 	for name, mod := range map[string]string{
 		"array": "package remedy\n\ndecisions := input.doc\n",
 		"set":   "package remedy\n\ndecisions contains d if some d in input.doc\n",
+		// with pushes a frame of the rule cache: inner is cached with two values.
+		"with": "package remedy\n\ninner := input.doc\n\ndecisions := array.concat(inner, alt) if {\n\tcount(inner) >= 0\n\talt := inner with input.doc as [{\"action\": \"w\"}]\n\tcount(inner) >= 0\n}\n",
 	} {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(mod), 0o644); err != nil {

@@ -194,6 +194,9 @@ func (p *Policy) EvalValue(ctx context.Context, input ast.Value) ([]Decision, er
 		WithMetrics(metrics.NoOp()).
 		WithIndexing(true).
 		WithEarlyExit(true)
+	vc := getFlatCache()
+	defer putFlatCache(vc)
+	q = q.WithVirtualCache(vc)
 	if ctx.Done() != nil {
 		cancel := topdown.NewCancel()
 		stop := context.AfterFunc(ctx, cancel.Cancel)
