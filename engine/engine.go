@@ -376,7 +376,9 @@ func (e *Engine) head(ctx context.Context) (int64, error) {
 // RedispatchAfter ago, are still within their deadline, and have no result.
 func (e *Engine) redispatchStale(ctx context.Context) {
 	now := e.o.Now().UTC()
-	since := now.Add(-e.o.ActionTTL - e.o.RedispatchAfter)
+	// Far enough back to see an action past its deadline and grace (expireUnanswered)
+	// on a run every RedispatchAfter/2.
+	since := now.Add(-e.o.ActionTTL - 3*e.o.RedispatchAfter)
 	query := func(t audit.Type) []audit.Event {
 		evs, err := e.o.Store.Query(ctx, audit.Filter{Type: t, Since: since, Limit: 100000, WithoutDetail: t != audit.ActionPlanned})
 		if err != nil && ctx.Err() == nil {
@@ -402,14 +404,35 @@ func (e *Engine) redispatchStale(ctx context.Context) {
 			continue
 		}
 		var req executors.Request
-		if json.Unmarshal(ev.Detail, &req) != nil || req.ID == "" || now.After(req.Deadline) {
+		if json.Unmarshal(ev.Detail, &req) != nil || req.ID == "" {
 			continue
 		}
 		delete(stale, ev.ActionID)
+		if now.After(req.Deadline) {
+			if now.After(req.Deadline.Add(e.o.RedispatchAfter)) {
+				e.expireUnanswered(ctx, req, now)
+			}
+			continue // the agent refuses it past its deadline; wait for its report a while
+		}
 		e.log.Warn("no result for a dispatched action; publishing it again", "action_id", req.ID, "node", req.Node)
 		if err := e.o.Dispatcher.Dispatch(ctx, req); err != nil {
 			return
 		}
+	}
+}
+
+// expireUnanswered records that an action dispatched to a node's agent got no result by
+// its deadline and a grace period after it: the agent is gone (or cut off). The agent
+// refuses the action if it comes back (it is past its deadline), and its own "expired"
+// report then finds this one in place.
+func (e *Engine) expireUnanswered(ctx context.Context, req executors.Request, now time.Time) {
+	e.log.Warn("no result from the agent by the action's deadline; recording it expired", "action_id", req.ID, "node", req.Node,
+		"deadline", req.Deadline)
+	res := executors.Result{ID: req.ID, Action: req.Action, Node: req.Node, CorrelationID: req.CorrelationID,
+		Status: executors.Expired, FinishedAt: now,
+		Message: fmt.Sprintf("no result from the node's agent by the deadline %s (+%s grace); it will not run", req.Deadline.Format(time.RFC3339), e.o.RedispatchAfter)}
+	if err := e.RecordResult(ctx, res); err != nil {
+		e.log.Error("record expiry", "action_id", req.ID, "err", err)
 	}
 }
 

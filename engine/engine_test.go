@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -324,5 +325,50 @@ func TestExpiredActionIsNotDispatched(t *testing.T) {
 	res := events(t, v.store, audit.ActionResult)
 	if len(res) != 1 || res[0].Outcome != string(executors.Expired) {
 		t.Fatalf("results = %+v", res)
+	}
+}
+
+// An agent gone past an action's deadline: the engine stops publishing the action
+// again and, after a grace period, records it expired; it never runs late.
+func TestUnansweredActionExpiresAfterItsDeadline(t *testing.T) {
+	ctx := context.Background()
+	v := newEnv(t, t.TempDir(), false)
+	defer v.store.Close()
+	if err := v.e.Handle(ctx, sig("packet_drops", "gone")); err != nil {
+		t.Fatal(err)
+	}
+	if v.disp.count() != 1 {
+		t.Fatalf("dispatched %d times, want 1", v.disp.count())
+	}
+	var req executors.Request
+	_ = json.Unmarshal(events(t, v.store, audit.ActionPlanned)[0].Detail, &req)
+	grace := 2 * time.Minute // RedispatchAfter's default
+
+	engine.ExportRedispatchStale(v.e, req.Deadline.Add(-time.Second))(ctx) // stale, still in time
+	if v.disp.count() != 2 {
+		t.Fatalf("an unanswered action within its deadline was published %d times, want 2", v.disp.count())
+	}
+	engine.ExportRedispatchStale(v.e, req.Deadline.Add(grace/2))(ctx) // past the deadline, in the grace
+	if v.disp.count() != 2 || len(events(t, v.store, audit.ActionResult)) != 0 {
+		t.Fatalf("past its deadline: published %d times, %d results; want 2 and none yet", v.disp.count(),
+			len(events(t, v.store, audit.ActionResult)))
+	}
+	engine.ExportRedispatchStale(v.e, req.Deadline.Add(grace+time.Second))(ctx)
+	res := events(t, v.store, audit.ActionResult)
+	if v.disp.count() != 2 || len(res) != 1 || res[0].Outcome != string(executors.Expired) || res[0].ActionID != req.ID {
+		t.Fatalf("after the grace: published %d times, results %+v; want 2 and one expired", v.disp.count(), res)
+	}
+	var r executors.Result
+	_ = json.Unmarshal(res[0].Detail, &r)
+	if !strings.Contains(r.Message, "no result from the node's agent by the deadline") {
+		t.Fatalf("expiry message = %q", r.Message)
+	}
+	// The agent comes back and reports the action expired too: still one result.
+	if err := v.e.RecordResult(ctx, executors.Result{ID: req.ID, Action: req.Action, Node: req.Node,
+		CorrelationID: req.CorrelationID, Status: executors.Expired, Message: "deadline passed"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(events(t, v.store, audit.ActionResult)); n != 1 {
+		t.Fatalf("%d results after the agent's own expiry report, want 1", n)
 	}
 }

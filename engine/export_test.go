@@ -14,3 +14,11 @@ func ExportDispatch(e *Engine, now time.Time) func(context.Context, executors.Re
 		e.dispatch(ctx, r)
 	}
 }
+
+// ExportRedispatchStale runs the redispatch pass with the clock set to now.
+func ExportRedispatchStale(e *Engine, now time.Time) func(context.Context) {
+	return func(ctx context.Context) {
+		e.o.Now = func() time.Time { return now }
+		e.redispatchStale(ctx)
+	}
+}
