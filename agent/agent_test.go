@@ -33,6 +33,7 @@ func (c *counter) Execute(_ context.Context, r executors.Request) executors.Resu
 // The agent runs each action id once, across redeliveries and restarts, and reports
 // the same result every time.
 func TestActionRunsOnceAcrossRedeliveryAndRestart(t *testing.T) {
+	const node = "ip-10-0-0-1.ec2.internal" // an EKS node name: dots must not split subjects
 	ns, err := embedded.Start(embedded.Options{Listen: "127.0.0.1:-1", StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +62,7 @@ func TestActionRunsOnceAcrossRedeliveryAndRestart(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if err := agent.Run(actx, agent.Options{Node: "n1", NATSURL: ns.ClientURL(), StateDir: state, Registry: reg, VerifyKey: pub}); err != nil {
+			if err := agent.Run(actx, agent.Options{Node: node, NATSURL: ns.ClientURL(), StateDir: state, Registry: reg, VerifyKey: pub}); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -80,7 +81,7 @@ func TestActionRunsOnceAcrossRedeliveryAndRestart(t *testing.T) {
 	}
 	publish := func(req executors.Request, msgID string) { publishWith(req, msgID, key) }
 	results := make(chan executors.Result, 10)
-	sub, err := nc.Subscribe(bus.ResultSubject("n1"), func(m *nats.Msg) {
+	sub, err := nc.Subscribe(bus.ResultSubject(node), func(m *nats.Msg) {
 		var r executors.Result
 		_ = json.Unmarshal(m.Data, &r)
 		results <- r
@@ -105,7 +106,7 @@ func TestActionRunsOnceAcrossRedeliveryAndRestart(t *testing.T) {
 	}
 
 	stop := runAgent()
-	req := executors.Request{ID: "a1", Action: "test.count", Node: "n1", CorrelationID: "c1", Deadline: time.Now().Add(time.Minute)}
+	req := executors.Request{ID: "a1", Action: "test.count", Node: node, CorrelationID: "c1", Deadline: time.Now().Add(time.Minute)}
 	// Forged copies, published straight on NATS, are refused and reported, and do not
 	// keep the real action from running.
 	_, otherKey, _ := ed25519.GenerateKey(nil)
@@ -134,12 +135,12 @@ func TestActionRunsOnceAcrossRedeliveryAndRestart(t *testing.T) {
 	if r := next("a1"); r.Status != executors.Succeeded {
 		t.Fatalf("third result = %+v", r)
 	}
-	expired := executors.Request{ID: "a2", Action: "test.count", Node: "n1", Deadline: time.Now().Add(-time.Second)}
+	expired := executors.Request{ID: "a2", Action: "test.count", Node: node, Deadline: time.Now().Add(-time.Second)}
 	publish(expired, "m4")
 	if r := next("a2"); r.Status != executors.Expired || !strings.HasPrefix(r.Message, "deadline ") {
 		t.Fatalf("expired result = %+v", r)
 	}
-	unknown := executors.Request{ID: "a3", Action: "rm.rf", Node: "n1"}
+	unknown := executors.Request{ID: "a3", Action: "rm.rf", Node: node}
 	publish(unknown, "m5")
 	if r := next("a3"); r.Status != executors.Refused || r.Message != `unknown action "rm.rf"` {
 		t.Fatalf("unknown action result = %+v", r)

@@ -52,7 +52,11 @@ func TestMain(m *testing.M) {
 var kustomizations = []string{"base", "overlays/embedded", "overlays/ha", "monitoring"}
 
 // Test nodes the NATS users are generated for.
-var testNodes = []string{"node-a", "node-b"}
+// nodeA has an EKS-style name: its dots become underscores in subjects and consumer
+// names (signal.NodeToken), its NATS user keeps the name.
+const nodeA = "node-a.ec2.internal"
+
+var testNodes = []string{nodeA, "node-b"}
 
 // tool returns the path of a command-line tool: on the PATH or in <repo>/.cache/bin.
 // Without it the test is skipped, or fails under REMEDY_E2E=1.

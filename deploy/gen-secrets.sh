@@ -85,22 +85,24 @@ users() {
   echo "    {user: engine, password: \$NATS_ENGINE_PASSWORD, permissions: {publish: \">\", subscribe: \">\"}}"
   local n
   for n in $nodes; do
-    # A node name becomes a subject token and a consumer name: no dots, spaces or
-    # wildcards (NATS would read remedy.actions.a.b as a deeper subject).
-    if ! [[ $n =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,252}$ ]]; then
+    # A node name becomes a subject token and a consumer name with its dots as
+    # underscores (remedy's NodeToken: ip-10-0-0-1.ec2.internal -> ip-10-0-0-1_ec2_internal);
+    # spaces and wildcards cannot be mapped.
+    local t=${n//./_}
+    if ! [[ $t =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,252}$ ]]; then
       echo "gen-secrets.sh: node name \"$n\" cannot be a NATS subject token and consumer name" >&2
       return 1
     fi
     cat <<CONF
     {user: "$n", password: \$NATS_AGENT_PASSWORD, permissions: {
       publish: {allow: [
-        "remedy.signals.$n.>", "remedy.results.$n",
-        "\$JS.API.CONSUMER.CREATE.REMEDY_ACTIONS.agent-$n.remedy.actions.$n",
-        "\$JS.API.CONSUMER.INFO.REMEDY_ACTIONS.agent-$n",
-        "\$JS.API.CONSUMER.MSG.NEXT.REMEDY_ACTIONS.agent-$n",
-        "\$JS.ACK.REMEDY_ACTIONS.agent-$n.>"
+        "remedy.signals.$t.>", "remedy.results.$t",
+        "\$JS.API.CONSUMER.CREATE.REMEDY_ACTIONS.agent-$t.remedy.actions.$t",
+        "\$JS.API.CONSUMER.INFO.REMEDY_ACTIONS.agent-$t",
+        "\$JS.API.CONSUMER.MSG.NEXT.REMEDY_ACTIONS.agent-$t",
+        "\$JS.ACK.REMEDY_ACTIONS.agent-$t.>"
       ]}
-      subscribe: {allow: ["remedy.actions.$n", "_INBOX.>"]}
+      subscribe: {allow: ["remedy.actions.$t", "_INBOX.>"]}
     }}
 CONF
   done

@@ -145,8 +145,8 @@ func TestNATSPerNodePermissions(t *testing.T) {
 	agentDone := make(chan error, 1)
 	go func() {
 		agentDone <- agent.Run(actx, agent.Options{
-			Node:      "node-a",
-			NATSURL:   "nats://node-a:" + url.QueryEscape(agentPW) + "@" + addr,
+			Node:      nodeA,
+			NATSURL:   "nats://" + nodeA + ":" + url.QueryEscape(agentPW) + "@" + addr,
 			StateDir:  t.TempDir(),
 			Registry:  reg,
 			VerifyKey: pub,
@@ -166,13 +166,13 @@ func TestNATSPerNodePermissions(t *testing.T) {
 	}()
 
 	params, _ := json.Marshal(map[string]any{"key": "net.core.netdev_max_backlog", "value": 8192})
-	req := executors.Request{ID: "deploy-test-1", Action: "sysctl.set", Node: "node-a", Params: params, DryRun: true,
+	req := executors.Request{ID: "deploy-test-1", Action: "sysctl.set", Node: nodeA, Params: params, DryRun: true,
 		CorrelationID: "deploy-test", Deadline: time.Now().Add(time.Minute)}
 	if err := (transport.Dispatcher{JS: ejs, Key: key}).Dispatch(ctx, req); err != nil {
 		t.Fatal(err)
 	}
 	cons, err := ejs.CreateOrUpdateConsumer(ctx, bus.StreamResults, jetstream.ConsumerConfig{
-		FilterSubject: bus.ResultSubject("node-a"), AckPolicy: jetstream.AckExplicitPolicy})
+		FilterSubject: bus.ResultSubject(nodeA), AckPolicy: jetstream.AckExplicitPolicy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestNATSPerNodePermissions(t *testing.T) {
 
 	// node-a's credentials, used directly.
 	errs := make(chan error, 32)
-	nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo("node-a", agentPW),
+	nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo(nodeA, agentPW),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +207,7 @@ func TestNATSPerNodePermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Publish(ctx, "remedy.signals.node-a.irq_skew", []byte(`{}`)); err != nil {
+	if _, err := js.Publish(ctx, "remedy.signals.node-a_ec2_internal.irq_skew", []byte(`{}`)); err != nil {
 		t.Errorf("node-a may publish its own signals: %v", err)
 	}
 	denied := func(op, subject string, do func() error) {
@@ -234,13 +234,13 @@ func TestNATSPerNodePermissions(t *testing.T) {
 		}
 	}
 	for _, subj := range []string{
-		"remedy.actions.node-b",          // forge an action
-		"remedy.actions.node-a",          // ... even for itself
-		"remedy.results.node-b",          // speak for another node
-		"remedy.signals.node-b.irq_skew", //
-		"$JS.API.CONSUMER.CREATE.REMEDY_ACTIONS.agent-node-b.remedy.actions.node-b", // read node-b's actions
-		"$JS.API.CONSUMER.CREATE.REMEDY_ACTIONS.agent-node-a.remedy.actions.node-b", // ... through its own consumer
-		"$JS.API.CONSUMER.CREATE.REMEDY_ACTIONS.agent-node-a",                       // ... with the filter in the body
+		"remedy.actions.node-b",              // forge an action
+		"remedy.actions.node-a_ec2_internal", // ... even for itself
+		"remedy.results.node-b",              // speak for another node
+		"remedy.signals.node-b.irq_skew",     //
+		"$JS.API.CONSUMER.CREATE.REMEDY_ACTIONS.agent-node-b.remedy.actions.node-b",              // read node-b's actions
+		"$JS.API.CONSUMER.CREATE.REMEDY_ACTIONS.agent-node-a_ec2_internal.remedy.actions.node-b", // ... through its own consumer
+		"$JS.API.CONSUMER.CREATE.REMEDY_ACTIONS.agent-node-a_ec2_internal",                       // ... with the filter in the body
 		"$JS.API.CONSUMER.MSG.NEXT.REMEDY_ACTIONS.agent-node-b",
 		"$JS.API.STREAM.PURGE.REMEDY_ACTIONS",
 		"$JS.API.STREAM.DELETE.REMEDY_RESULTS",
@@ -254,7 +254,7 @@ func TestNATSPerNodePermissions(t *testing.T) {
 	if _, err := ejs.Consumer(ctx, bus.StreamActions, bus.AgentConsumer("node-b")); err == nil {
 		t.Error("a consumer for node-b exists: node-a created it")
 	}
-	if c, err := nats.Connect(ns.ClientURL(), nats.UserInfo("node-a", "wrong")); err == nil {
+	if c, err := nats.Connect(ns.ClientURL(), nats.UserInfo(nodeA, "wrong")); err == nil {
 		c.Close()
 		t.Error("node-a connected with a wrong password")
 	}

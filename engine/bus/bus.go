@@ -7,6 +7,8 @@
 //	remedy.signals.<node>.<kind>  CloudEvent signals from agents and other producers
 //	remedy.actions.<node>         actions for one node's agent
 //	remedy.results.<node>         results reported by that agent
+//
+// <node> is signal.NodeToken(node): the node name with its dots as underscores.
 package bus
 
 import (
@@ -18,6 +20,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/remedyhq/remedy/engine/signal"
 )
 
 // Stream names and subject roots.
@@ -36,13 +40,13 @@ const (
 )
 
 // ActionSubject is the subject of a node's actions.
-func ActionSubject(node string) string { return ActionsPrefix + "." + node }
+func ActionSubject(node string) string { return ActionsPrefix + "." + signal.NodeToken(node) }
 
 // ResultSubject is the subject of a node's results.
-func ResultSubject(node string) string { return ResultsPrefix + "." + node }
+func ResultSubject(node string) string { return ResultsPrefix + "." + signal.NodeToken(node) }
 
 // AgentConsumer is the durable consumer name of a node's agent.
-func AgentConsumer(node string) string { return "agent-" + node }
+func AgentConsumer(node string) string { return "agent-" + signal.NodeToken(node) }
 
 // StreamConfigs are the streams remedy needs.
 func StreamConfigs(replicas int) []jetstream.StreamConfig {

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -99,8 +100,13 @@ func (s *Signal) Key() string {
 
 // Subject is the NATS subject a signal travels on.
 func (s *Signal) Subject() string {
-	return SubjectPrefix + "." + s.Node + "." + string(s.Kind)
+	return SubjectPrefix + "." + NodeToken(s.Node) + "." + string(s.Kind)
 }
+
+// NodeToken is a node name as one NATS subject token and consumer name: dots (EKS
+// names like ip-10-0-0-1.ec2.internal) become underscores, which a Kubernetes node name
+// (an RFC 1123 subdomain) never contains, so no two nodes share a token.
+func NodeToken(node string) string { return strings.ReplaceAll(node, ".", "_") }
 
 // SubjectPrefix is the root of the signal subjects: remedy.signals.<node>.<kind>.
 const SubjectPrefix = "remedy.signals"
