@@ -105,3 +105,43 @@ func TestEvalValueMalformedAsRego(t *testing.T) {
 		sameEval(t, p, ast.NewObject(), name+" no doc") // undefined
 	}
 }
+
+// TestEvalValueReadsDataAsRego: the data document read in parts, missing parts and
+// data.system (which a read of the root leaves out) come out the same both ways.
+func TestEvalValueReadsDataAsRego(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"data.json": `{"remedy": {"config": {"a": "x", "n": [1, 2.5, 1e21], "o": {"k": null}}}, "system": {"s": 1}, "other": {"v": true}}`,
+		"p.rego": `package remedy
+
+decisions := [{"action": data.remedy.config.a, "params": {
+	"n": data.remedy.config.n,
+	"n1": data.remedy.config.n[1],
+	"o": data.remedy.config.o,
+	"missing": object.get(data.remedy.config, "missing", "none"),
+	"sys": data.system.s,
+	"system": [k | some k, _ in data.system],
+	"other": data.other,
+	"input": [v | some v in data.remedy.config.n; v == input.want],
+}}]
+`,
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := LoadWith(context.Background(), dir, Options{SkipTests: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{`{}`, `{"want": 2.5}`} {
+		v := ast.MustParseTerm(in).Value
+		sameEval(t, p, v, in)
+		ds, err := p.EvalValue(context.Background(), v)
+		if err != nil || len(ds) != 1 || ds[0].Action != "x" {
+			t.Fatalf("%s: %+v %v", in, ds, err)
+		}
+		t.Logf("%s: %s", in, ds[0].Params)
+	}
+}

@@ -94,6 +94,7 @@ type Policy struct {
 	compiler *ast.Compiler
 	store    storage.Store
 	query    ast.Body
+	data     dataCache
 }
 
 // resultVar is the query variable the decision document is bound to.
@@ -156,6 +157,11 @@ func compile(ctx context.Context, set *fileSet) (*Policy, error) {
 	// The store hands out AST values: reading data.remedy.config then costs no conversion
 	// per evaluation.
 	p.store = inmem.NewFromObjectWithOpts(set.data, inmem.OptReturnASTValuesOnRead(true))
+	root, err := readRoot(ctx, p.store)
+	if err != nil {
+		return nil, fmt.Errorf("load policies: data: %w", err)
+	}
+	p.data = dataCache{root: root}
 	q, err := c.QueryCompiler().Compile(ast.NewBody(ast.Equality.Expr(ast.VarTerm(string(resultVar)), ast.MustParseTerm(Query))))
 	if err != nil {
 		return nil, fmt.Errorf("compile policies: %w", err)
@@ -194,6 +200,7 @@ func (p *Policy) EvalValue(ctx context.Context, input ast.Value) ([]Decision, er
 		WithMetrics(metrics.NoOp()).
 		WithIndexing(true).
 		WithEarlyExit(true)
+	q = q.WithBaseCache(p.data)
 	vc := getFlatCache()
 	defer putFlatCache(vc)
 	q = q.WithVirtualCache(vc)

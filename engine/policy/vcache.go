@@ -1,9 +1,11 @@
 package policy
 
 import (
+	"context"
 	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
@@ -101,3 +103,58 @@ func (c *flatCache) Keys() []ast.Ref {
 	}
 	return keys
 }
+
+// dataCache is topdown's base-document cache, filled once per policy: the whole data
+// document, read from the store as an evaluation reads it (less data.system, which
+// topdown leaves out of a read of the root). The store never changes under a Policy, so
+// every evaluation finds its data here instead of reading the store and caching what it
+// read; a path the document lacks is read from the store as before. Values are shared
+// between evaluations as the store itself shares the AST values it returns.
+type dataCache struct {
+	root ast.Value
+}
+
+var _ topdown.BaseCache = dataCache{}
+
+func readRoot(ctx context.Context, store storage.Store) (ast.Value, error) {
+	var root ast.Value
+	err := storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
+		v, err := store.Read(ctx, txn, storage.Path{})
+		if err != nil {
+			return err
+		}
+		root, err = ast.InterfaceToValue(v)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if obj, ok := root.(ast.Object); ok && obj.Get(ast.InternedTerm(string(ast.SystemDocumentKey))) != nil {
+		keep := make([][2]*ast.Term, 0, obj.Len())
+		obj.Foreach(func(k, v *ast.Term) {
+			if !k.Equal(ast.InternedTerm(string(ast.SystemDocumentKey))) {
+				keep = append(keep, [2]*ast.Term{k, v})
+			}
+		})
+		root = ast.NewObject(keep...)
+	}
+	return root, nil
+}
+
+// Get is the value at ref (data.a.b...), nil when the document has none there.
+func (c dataCache) Get(ref ast.Ref) ast.Value {
+	if c.root == nil || len(ref) == 0 {
+		return nil
+	}
+	if len(ref) == 1 {
+		return c.root
+	}
+	v, err := c.root.Find(ref[1:])
+	if err != nil {
+		return nil
+	}
+	return v
+}
+
+// Put does nothing: the cache holds everything there is to read.
+func (dataCache) Put(ast.Ref, ast.Value) {}
