@@ -470,6 +470,9 @@ func checkEngine(t *testing.T, objs []object) {
 		if !slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--audit-dsn=") }) {
 			t.Errorf("ha engine args %v: no --audit-dsn (two replicas need a shared audit log)", c.Args)
 		}
+		if want := fmt.Sprintf("--nats-replicas=%d", *ss.Spec.Replicas); !slices.Contains(c.Args, want) {
+			t.Errorf("ha engine args %v lack %s: streams on one server of the cluster die with it", c.Args, want)
+		}
 	}
 }
 

@@ -21,6 +21,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&o.PolicyDir, "policies", "policies", "directory of Rego policies and data")
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:9095", "HTTP address for the webhook, API and metrics")
 	fs.StringVar(&o.NATSURL, "nats-url", "", "external NATS URL (default: run an embedded NATS server)")
+	fs.IntVar(&o.NATSReplicas, "nats-replicas", 1, "replicas of remedy's JetStream streams on an external NATS cluster (3 on a 3-node cluster)")
 	fs.StringVar(&o.NATSListen, "nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "make every action a dry run")
 	fs.DurationVar(&o.ActionTTL, "action-ttl", 10*time.Minute, "how long a dispatched action stays worth running")

@@ -54,6 +54,9 @@ type Options struct {
 	Listen string
 	// NATSURL selects an external NATS; empty starts the embedded server.
 	NATSURL string
+	// NATSReplicas is the replica count of remedy's streams on an external NATS cluster
+	// (default 1; 3 on a 3-node cluster, so a stream survives losing a server).
+	NATSReplicas int
 	// NATSListen is the embedded server's client address for agents (default
 	// 127.0.0.1:4222; "127.0.0.1:-1" picks a free port).
 	NATSListen string
@@ -195,7 +198,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	if a.JS, err = jetstream.New(a.NATS); err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := bus.EnsureStreams(ctx, a.JS, 1); err != nil {
+	if err := bus.EnsureStreams(ctx, a.JS, max(1, o.NATSReplicas)); err != nil {
 		return nil, err
 	}
 
