@@ -248,24 +248,26 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 		}
 		a.goRun(func() error { w.Run(runCtx); return nil })
 	}
-	a.goRun(func() error {
-		return a.consume(runCtx, a.Engine,
-			func(ctx context.Context) error {
-				return transport.ConsumeSignals(ctx, a.JS, a.Engine, a.Engine, o.Logger)
-			},
-			func(ctx context.Context) error { return transport.ConsumeResults(ctx, a.JS, a.Engine, o.Logger) })
-	})
 	a.Approvals = approval.New(approval.Options{Store: st, Engine: a.Engine, Guards: a.Guards, Config: gcfg.Approval,
 		Logger: o.Logger, Registerer: a.Registry})
 	verifier := verify.New(verify.Options{Store: st, Sink: a.Engine, Config: gcfg.Verification, Logger: o.Logger})
-	a.goRun(func() error { a.Approvals.Run(runCtx, min(gcfg.Approval.TTL/4, 10*time.Second)); return nil })
-	a.goRun(func() error { verifier.Run(runCtx, 5*time.Second); return nil })
+	// The consumers and the periodic loops (approval expiry, verification, retention)
+	// run on the leader only when replicas elect one; the API serves on every replica.
+	leaderWork := []func(context.Context) error{
+		func(ctx context.Context) error {
+			return transport.ConsumeSignals(ctx, a.JS, a.Engine, a.Engine, o.Logger)
+		},
+		func(ctx context.Context) error { return transport.ConsumeResults(ctx, a.JS, a.Engine, o.Logger) },
+		func(ctx context.Context) error { a.Approvals.Run(ctx, min(gcfg.Approval.TTL/4, 10*time.Second)); return nil },
+		func(ctx context.Context) error { verifier.Run(ctx, 5*time.Second); return nil },
+	}
 	if o.AuditRetention > 0 {
-		a.goRun(func() error {
-			auditstore.RunRetention(runCtx, st, o.AuditRetention, time.Hour, nil, o.Logger)
+		leaderWork = append(leaderWork, func(ctx context.Context) error {
+			auditstore.RunRetention(ctx, st, o.AuditRetention, time.Hour, nil, o.Logger)
 			return nil
 		})
 	}
+	a.goRun(func() error { return a.consume(runCtx, a.Engine, leaderWork...) })
 
 	hook := alertmanager.NewHandler(alertmanager.Options{Sink: a.Engine, BearerToken: o.WebhookToken, MaxBody: o.MaxBody, Logger: o.Logger})
 	ln, err := net.Listen("tcp", o.Listen)
