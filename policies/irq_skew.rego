@@ -49,8 +49,10 @@ irq_restart_params := {"interfaces": [iface], "minCPUs": floor(cpus * data.remed
 # IRQs (and the skew came back) or not (the verification failed).
 irq_restarted if {
 	some h in input.history
-	h.type == "action.result"
+
+	# The action first: it rules out most entries of a long history.
 	h.action == "irqbalance.restart"
+	h.type == "action.result"
 	h.outcome in data.remedy.config.irq_skew.restart_outcomes
 	age_ns(h.time) <= irq_window * 1000000000
 }

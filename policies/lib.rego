@@ -44,8 +44,8 @@ age_ns(t) := now_ns - time.parse_rfc3339_ns(t)
 # seconds before now.
 succeeded(action, window) if {
 	some h in input.history
-	h.type == "action.result"
 	h.action == action
+	h.type == "action.result"
 	h.outcome in data.remedy.config.success_outcomes
 	age_ns(h.time) <= window * 1000000000
 }
@@ -54,8 +54,8 @@ succeeded(action, window) if {
 # succeeded on this node within window seconds before now.
 succeeded_for(kind, window) if {
 	some h in input.history
-	h.type == "action.result"
 	h.kind == kind
+	h.type == "action.result"
 	h.outcome in data.remedy.config.success_outcomes
 	age_ns(h.time) <= window * 1000000000
 }

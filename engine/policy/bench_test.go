@@ -3,6 +3,7 @@ package policy_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
@@ -97,6 +98,38 @@ func BenchmarkEvalNoDecision(b *testing.B) {
 	loop(b, func() {
 		if ds, err := p.EvalValue(ctx, v); err != nil || len(ds) != 0 {
 			b.Fatal(ds, err)
+		}
+	})
+}
+
+// BenchmarkEvalLongHistory is BenchmarkEval on a node with the longest history the engine
+// passes (200 action events, none of them a restart): the rules that read the history
+// scan all of it.
+func BenchmarkEvalLongHistory(b *testing.B) {
+	ctx := context.Background()
+	p := loadLibrary(b)
+	in := benchInput()
+	raw, _ := json.Marshal(in)
+	var doc map[string]any
+	_ = json.Unmarshal(raw, &doc)
+	hist := make([]any, 0, 200)
+	for i := range 200 {
+		t := in.Now.Add(-time.Duration(i) * time.Minute).Format(time.RFC3339Nano)
+		typ := []string{"action.planned", "action.result"}[i%2]
+		hist = append(hist, map[string]any{"time": t, "type": typ, "action": "sysctl.set", "actionId": fmt.Sprint("a", i/2),
+			"outcome": map[string]string{"action.planned": "planned", "action.result": "succeeded"}[typ], "kind": "packet_drops", "correlationId": fmt.Sprint("c", i/2)})
+	}
+	doc["history"] = hist
+	v, err := ast.InterfaceToValue(doc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if ds, err := p.EvalValue(ctx, v); err != nil || len(ds) != 1 || ds[0].Action != "irqbalance.restart" {
+		b.Fatalf("decisions %+v, %v", ds, err)
+	}
+	loop(b, func() {
+		if _, err := p.EvalValue(ctx, v); err != nil {
+			b.Fatal(err)
 		}
 	})
 }
