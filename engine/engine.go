@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -107,6 +108,8 @@ type Engine struct {
 	// undecidedMark and undispatchedMark are the sweep's watermarks (seqs below which
 	// nothing is pending); only the sweep goroutine uses them.
 	undecidedMark, undispatchedMark int64
+	hist                            historyCache
+	committed                       atomic.Int64 // the newest seq this engine saw committed
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -185,7 +188,7 @@ func (e *Engine) Submit(ctx context.Context, sigs []signal.Signal) error {
 	for i := range sigs {
 		events[i] = signalEvent(&sigs[i])
 	}
-	inserted, err := e.o.Store.Append(ctx, events...)
+	inserted, err := e.appendEvents(ctx, events...)
 	if err != nil {
 		return fmt.Errorf("record signals: %w", err)
 	}
@@ -210,7 +213,7 @@ func (e *Engine) Submit(ctx context.Context, sigs []signal.Signal) error {
 // message only after its decision is in the audit log.
 func (e *Engine) Handle(ctx context.Context, s signal.Signal) error {
 	ev := signalEvent(&s)
-	if _, err := e.o.Store.Append(ctx, ev); err != nil {
+	if _, err := e.appendEvents(ctx, ev); err != nil {
 		return fmt.Errorf("record signal: %w", err)
 	}
 	if ev.Type != audit.SignalReceived {
@@ -438,6 +441,7 @@ func (e *Engine) expireUnanswered(ctx context.Context, req executors.Request, no
 
 // historyEntry is one past action on the node, as the policy sees it.
 type historyEntry struct {
+	seq           int64
 	Time          time.Time `json:"time"`
 	Type          string    `json:"type"`
 	Action        string    `json:"action"`
@@ -446,9 +450,6 @@ type historyEntry struct {
 	Kind          string    `json:"kind,omitempty"`
 	CorrelationID string    `json:"correlationId"`
 }
-
-// historyTypes are the events of a node's history the policy sees.
-var historyTypes = []audit.Type{audit.ActionPlanned, audit.ActionResult, audit.ActionRejected, audit.GuardRefused, audit.Verification}
 
 // Input is the policy input document for one signal. Its JSON form is the policy
 // contract (docs/policies.md).
@@ -472,15 +473,9 @@ func (e *Engine) BuildInput(ctx context.Context, s signal.Signal) (Input, error)
 		return Input{}, fmt.Errorf("cluster facts: %w", err)
 	}
 	now := e.o.Now().UTC()
-	evs, err := e.o.Store.Query(ctx, audit.Filter{Node: s.Node, Types: historyTypes, Since: now.Add(-e.o.HistoryWindow),
-		Limit: 200, WithoutDetail: true})
+	hist, err := e.history(ctx, s.Node, now)
 	if err != nil {
 		return Input{}, fmt.Errorf("action history: %w", err)
-	}
-	hist := make([]historyEntry, 0, len(evs))
-	for _, ev := range evs {
-		hist = append(hist, historyEntry{Time: ev.Time, Type: string(ev.Type), Action: ev.Action, ActionID: ev.ActionID,
-			Outcome: ev.Outcome, Kind: ev.Kind, CorrelationID: ev.CorrelationID})
 	}
 	s.Raw = nil // the policy reasons on the model, not the source's payload
 	return Input{Signal: s, Node: node, Cluster: cluster, History: hist, Now: now, DryRun: e.o.DryRun}, nil
@@ -580,7 +575,7 @@ func (e *Engine) decide(ctx context.Context, s signal.Signal) error {
 		events[0].Outcome = "none"
 	}
 	events[0].Detail = mustJSON(detail)
-	inserted, err := e.o.Store.Append(ctx, events...)
+	inserted, err := e.appendEvents(ctx, events...)
 	if err != nil {
 		return fmt.Errorf("record decision: %w", err)
 	}
@@ -637,7 +632,7 @@ func (e *Engine) dispatch(ctx context.Context, req executors.Request) error {
 	}
 	ev := audit.Event{Type: audit.Dispatched, CorrelationID: req.CorrelationID, Node: req.Node, Action: req.Action,
 		ActionID: req.ID, Actor: "engine", Outcome: "dispatched", Key: "dispatched:" + req.ID}
-	if _, err := e.o.Store.Append(ctx, ev); err != nil {
+	if _, err := e.appendEvents(ctx, ev); err != nil {
 		e.log.Error("record dispatch", "action_id", req.ID, "err", err)
 	}
 	return nil
@@ -689,7 +684,7 @@ func (e *Engine) Execute(ctx context.Context, req executors.Request, kind string
 	if req.DryRun {
 		ev.Outcome = "dry_run"
 	}
-	ins, err := e.o.Store.Append(ctx, append(events, ev)...)
+	ins, err := e.appendEvents(ctx, append(events, ev)...)
 	if err != nil {
 		return fmt.Errorf("record approved action: %w", err)
 	}
@@ -708,7 +703,7 @@ func (e *Engine) RecordResult(ctx context.Context, r executors.Result) error {
 	// take the place of the real action's result.
 	ev := audit.Event{Type: audit.ActionResult, CorrelationID: r.CorrelationID, Node: r.Node, Action: r.Action,
 		ActionID: r.ID, Actor: "agent:" + r.Node, Outcome: string(r.Status), Key: "result:" + r.ID + ":" + string(r.Status), Detail: mustJSON(r)}
-	ins, err := e.o.Store.Append(ctx, ev)
+	ins, err := e.appendEvents(ctx, ev)
 	if err != nil {
 		return fmt.Errorf("record result: %w", err)
 	}

@@ -372,3 +372,65 @@ func TestUnansweredActionExpiresAfterItsDeadline(t *testing.T) {
 		t.Fatalf("%d results after the agent's own expiry report, want 1", n)
 	}
 }
+
+// The policy's view of a node's history is read incrementally (engine/history.go): it
+// must still see what others append to the audit log (another replica, the approval
+// service), once each, newest first, and the same as a cold engine reading it in full.
+func TestHistorySeesEveryWriterOnce(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	v := newEnv(t, dir, false)
+	defer v.store.Close()
+	history := func(e *engine.Engine) []string {
+		t.Helper()
+		in, err := e.BuildInput(ctx, sig("history", "h"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, h := range in.History {
+			b, _ := json.Marshal(h)
+			var m map[string]any
+			_ = json.Unmarshal(b, &m)
+			out = append(out, m["type"].(string)+"/"+m["outcome"].(string))
+		}
+		return out
+	}
+	if got := history(v.e); len(got) != 0 {
+		t.Fatalf("history before anything happened = %v", got)
+	}
+	if err := v.e.Handle(ctx, sig("packet_drops", "h")); err != nil {
+		t.Fatal(err)
+	}
+	if got := history(v.e); len(got) != 1 || got[0] != "action.planned/planned" {
+		t.Fatalf("history after an action = %v", got)
+	}
+	// Another writer: a verification for node h, and an event on another node.
+	if _, err := v.store.Append(ctx,
+		audit.Event{Type: audit.Verification, Node: "h", Action: "sysctl.set", Outcome: "fixed", Key: "verify:x"},
+		audit.Event{Type: audit.Verification, Node: "other", Action: "sysctl.set", Outcome: "fixed", Key: "verify:y"}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"verification/fixed", "action.planned/planned"}
+	for range 2 { // read twice: nothing is added twice
+		if got := history(v.e); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("history after another writer = %v, want %v", got, want)
+		}
+	}
+	cold, err := engine.New(engine.Options{Store: v.store, Policy: policyHolder(t, dir), Actions: executors.NewRegistry(), Dispatcher: &capture{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := history(cold); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("a cold engine reads %v, want %v", got, want)
+	}
+}
+
+func policyHolder(t *testing.T, dir string) *policy.Holder {
+	t.Helper()
+	pol, err := policy.Load(context.Background(), filepath.Join(dir, "policies"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return policy.NewHolder(pol)
+}

@@ -258,7 +258,10 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 			return transport.ConsumeSignals(ctx, a.JS, a.Engine, a.Engine, o.Logger)
 		},
 		func(ctx context.Context) error { return transport.ConsumeResults(ctx, a.JS, a.Engine, o.Logger) },
-		func(ctx context.Context) error { a.Approvals.Run(ctx, min(gcfg.Approval.TTL/4, 10*time.Second)); return nil },
+		func(ctx context.Context) error {
+			a.Approvals.Run(ctx, min(gcfg.Approval.TTL/4, 10*time.Second))
+			return nil
+		},
 		func(ctx context.Context) error { verifier.Run(ctx, 5*time.Second); return nil },
 	}
 	if o.AuditRetention > 0 {
