@@ -35,10 +35,14 @@ fmt-check:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
+# fuzz runs every Fuzz target of the module for FUZZTIME each (hack/fuzz.sh finds them);
+# FUZZ_MATCH selects targets by name, FUZZ_PARALLEL=1 keeps fuzzing to one core. The
+# ordinary test run only replays their seeds.
 FUZZTIME ?= 30s
+FUZZ_MATCH ?= .
+FUZZ_PARALLEL ?=
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./webhooks/alertmanager
-	$(GO) test -run '^$$' -fuzz FuzzDecodeCloudEvent -fuzztime $(FUZZTIME) ./engine/signal
+	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZ_MATCH=$(FUZZ_MATCH) FUZZ_PARALLEL=$(FUZZ_PARALLEL) bash hack/fuzz.sh $(PKGS)
 
 clean:
 	rm -rf bin data

@@ -2,6 +2,7 @@ package nic_test
 
 import (
 	"errors"
+	"path/filepath"
 	"testing"
 
 	"github.com/remedyhq/remedy/executors/internal/nic"
@@ -47,4 +48,43 @@ func TestQueuesAndMasks(t *testing.T) {
 			t.Errorf("CanonMask(%q) = %q, %v", in, got, err)
 		}
 	}
+}
+
+// FuzzCheckName: a name CheckName accepts stays one entry below /sys/class/net.
+func FuzzCheckName(f *testing.F) {
+	for _, s := range []string{"eth0", "enp0s31f6", "", "..", ".", "a/b", "eth0:1", "sixteen-chars-xx", "a\x00b", "..a", `a\b`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if nic.CheckName(name) != nil {
+			return
+		}
+		root := "/host"
+		dir := nic.Dir(root, name)
+		if filepath.Dir(dir) != filepath.Join(root, "sys", "class", "net") || filepath.Base(dir) != name {
+			t.Fatalf("accepted %q leads to %s", name, dir)
+		}
+	})
+}
+
+// FuzzCanonMask: the canonical form of a mask is a fixed point and the same CPU set.
+func FuzzCanonMask(f *testing.F) {
+	for _, s := range []string{"ff", "00000000,00000010\n", "0", "ff,ffffffff", ",", "", "1,"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := nic.CanonMask(s)
+		if err != nil {
+			return
+		}
+		again, err := nic.CanonMask(c)
+		if err != nil || again != c {
+			t.Fatalf("CanonMask(%q) = %q, whose canonical form is %q (%v)", s, c, again, err)
+		}
+		a, _ := nodefs.ParseCPUMask(s)
+		b, _ := nodefs.ParseCPUMask(c)
+		if !a.Equal(b) {
+			t.Fatalf("CanonMask(%q) = %q changed the set", s, c)
+		}
+	})
 }
