@@ -145,3 +145,77 @@ decisions := [{"action": data.remedy.config.a, "params": {
 		t.Logf("%s: %s", in, ds[0].Params)
 	}
 }
+
+// TestEvalValueConcurrent evaluates the library's test inputs from several goroutines at
+// once (the pooled rule caches and the shared data document): each decides as alone.
+func TestEvalValueConcurrent(t *testing.T) {
+	ctx := context.Background()
+	p, err := LoadWith(ctx, "../../policies", Options{SkipTests: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs, err := testInputs(ctx, p.set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := make([]ast.Value, len(inputs))
+	want := make([][]Decision, len(inputs))
+	for i, in := range inputs {
+		if values[i], err = ast.InterfaceToValue(in.value); err != nil {
+			t.Fatal(err)
+		}
+		if want[i], err = p.EvalValue(ctx, values[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			for round := range 2 {
+				for j := range values {
+					i := (j + g*7 + round) % len(values)
+					got, err := p.EvalValue(ctx, values[i])
+					if err != nil || !reflect.DeepEqual(got, want[i]) {
+						errs <- fmt.Errorf("%s: %+v, %v; alone %+v", where(inputs[i].loc), got, err, want[i])
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestEvalValueCancelled: a cancelled context stops the evaluation with an error.
+func TestEvalValueCancelled(t *testing.T) {
+	dir := t.TempDir()
+	// Long enough that the evaluation is still running when the context is cancelled.
+	mod := "package remedy\n\ndecisions contains {\"action\": \"a\", \"reason\": sprintf(\"%d\", [n])} if {\n\tn := count([x | some x in numbers.range(1, input.n); x % 7 == 0])\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(mod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := LoadWith(context.Background(), dir, Options{SkipTests: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.EvalValue(ctx, ast.MustParseTerm(`{"n": 100000000}`).Value)
+		done <- err
+	}()
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("a cancelled evaluation returned no error")
+	}
+	// Nothing of the cancelled evaluation (its pooled rule cache) leaks into the next.
+	ds, err := p.EvalValue(context.Background(), ast.MustParseTerm(`{"n": 20}`).Value)
+	if err != nil || len(ds) != 1 || ds[0].Reason != "2" {
+		t.Fatalf("%+v, %v", ds, err)
+	}
+}
