@@ -510,9 +510,7 @@ func (e *Engine) decide(ctx context.Context, s signal.Signal) error {
 	dec.InputHash = hex.EncodeToString(sum[:8])
 
 	start := time.Now()
-	var input any
-	_ = json.Unmarshal(inJSON, &input)
-	decisions, err := pol.Eval(ctx, input)
+	decisions, err := pol.EvalValue(ctx, in.Value())
 	e.m.evalSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		if ctx.Err() != nil {
