@@ -161,6 +161,9 @@ func DecodeParams[T any, PT interface {
 	if err := dec.Decode(&p); err != nil {
 		return p, fmt.Errorf("%w: %v", ErrBadParams, err)
 	}
+	if dec.More() {
+		return p, fmt.Errorf("%w: trailing data after the parameters object", ErrBadParams)
+	}
 	if err := PT(&p).Validate(); err != nil {
 		return p, fmt.Errorf("%w: %v", ErrBadParams, err)
 	}

@@ -26,7 +26,15 @@ type IRQ struct {
 type Interrupts map[int]IRQ
 
 // Interrupts reads the numbered IRQs of /proc/interrupts.
-func (fs FS) Interrupts() (Interrupts, error) {
+func (fs FS) Interrupts() (_ Interrupts, err error) {
+	// procfs's parser indexes the columns the header promises without checking that a
+	// line has them: a malformed file must be an error, not a crash of the agent
+	// (found by FuzzInterrupts; the crashing inputs are seeds in testdata/fuzz).
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("read interrupts: %w: %v", ErrBadProcFile, r)
+		}
+	}()
 	// procfs reads /proc/interrupts through a Proc; pid 1 always exists on a host /proc.
 	p, err := fs.proc.Proc(1)
 	if err != nil {

@@ -341,12 +341,12 @@ func (m *Migrator) evictOne(ctx context.Context, req executors.Request, p Params
 			}
 			select {
 			case <-ctx.Done():
-				o.state = "blocked"
-				m.Event(context.WithoutCancel(ctx), kubeaction.PodRef(pod), kubeaction.Warning, ReasonEvictionBlocked, "Evict", req,
-					fmt.Sprintf("Eviction from node %s still refused after %d attempts: %s", req.Node, o.attempts, o.detail))
-				return o
+				return m.blocked(ctx, pod, req, o)
 			case <-time.After(wait):
 			}
+		case ctx.Err() != nil && o.detail != "":
+			// The deadline cut a retry short: the budget's refusal is still the reason.
+			return m.blocked(ctx, pod, req, o)
 		case ctx.Err() != nil:
 			o.state, o.detail = "blocked", fmt.Sprintf("deadline reached: %v", err)
 			return o
@@ -355,6 +355,15 @@ func (m *Migrator) evictOne(ctx context.Context, req executors.Request, p Params
 			return o
 		}
 	}
+}
+
+// blocked ends a pod's eviction at the deadline after the API refused it (a budget):
+// the last refusal is the reason, recorded on the pod as an Event.
+func (m *Migrator) blocked(ctx context.Context, pod *corev1.Pod, req executors.Request, o outcome) outcome {
+	o.state = "blocked"
+	m.Event(context.WithoutCancel(ctx), kubeaction.PodRef(pod), kubeaction.Warning, ReasonEvictionBlocked, "Evict", req,
+		fmt.Sprintf("Eviction from node %s still refused after %d attempts: %s", req.Node, o.attempts, o.detail))
+	return o
 }
 
 // evict posts an eviction without client-go's built-in retries: a 429 with Retry-After
