@@ -312,14 +312,20 @@ func (e *Engine) sweep(ctx context.Context) {
 		}
 		return
 	}
-	undecided, err := e.o.Store.Undecided(ctx, e.undecidedMark, sweepBatch)
-	if err != nil {
-		if ctx.Err() == nil {
-			e.log.Error("sweep undecided", "err", err)
+	var undecided []audit.Event
+	if len(e.queue) == 0 {
+		// While the workers have a queue, what is recorded and undecided is mostly in
+		// it; reading it again (with details) would only slow them down. Whatever the
+		// queue missed (it was full) is found once it drains.
+		undecided, err = e.o.Store.Undecided(ctx, e.undecidedMark, sweepBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Error("sweep undecided", "err", err)
+			}
+			return
 		}
-		return
+		e.undecidedMark = nextMark(e.undecidedMark, undecided, head)
 	}
-	e.undecidedMark = nextMark(e.undecidedMark, undecided, head)
 	for _, ev := range undecided {
 		if _, ok := e.queued.Load(strings.TrimPrefix(ev.Key, audit.SignalKey(""))); ok {
 			continue // a worker decides it

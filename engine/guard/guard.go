@@ -150,7 +150,8 @@ type Guards struct {
 	inflight map[string]outNode // node -> remedy's own in-flight take-out
 	// memo answers a repeated check of one action (a signal decided twice: a duplicate
 	// delivery, the sweep) with the first verdict, so nothing is consumed twice.
-	memo map[memoKey]memoEntry
+	memo        map[memoKey]memoEntry
+	memoSweepAt int
 
 	refusals *prometheus.CounterVec
 	breaker  *prometheus.GaugeVec
@@ -173,6 +174,37 @@ const InflightTTL = time.Hour
 
 // memoTTL bounds how long a verdict is remembered.
 const memoTTL = time.Hour
+
+// The memo is swept of expired entries when it reaches memoSweepAt entries, which then
+// doubles from what is left (at least memoMin): a sweep's cost is spread over the checks
+// that filled the memo, not paid on every check of a storm. Past memoMax live entries
+// the oldest half is forgotten (a re-check of one of them is judged again).
+const (
+	memoMin = 4096
+	memoMax = 1 << 17
+)
+
+func (g *Guards) sweepMemo(now time.Time) {
+	for k, e := range g.memo {
+		if now.Sub(e.at) >= memoTTL {
+			delete(g.memo, k)
+		}
+	}
+	if len(g.memo) >= memoMax {
+		ats := make([]time.Time, 0, len(g.memo))
+		for _, e := range g.memo {
+			ats = append(ats, e.at)
+		}
+		slices.SortFunc(ats, func(a, b time.Time) int { return a.Compare(b) })
+		cut := ats[len(ats)/2]
+		for k, e := range g.memo {
+			if e.at.Before(cut) {
+				delete(g.memo, k)
+			}
+		}
+	}
+	g.memoSweepAt = max(memoMin, 2*len(g.memo))
+}
 
 type sighting struct {
 	key string
@@ -197,7 +229,7 @@ func New(o Options) *Guards {
 	}
 	g := &Guards{cfg: o.Config, store: o.Store, facts: o.Facts, now: o.Now,
 		tripped: map[string]bool{}, firing: map[string]map[string]time.Time{}, seen: map[string][]sighting{},
-		last: map[string]time.Time{}, buckets: map[string]*bucket{}, inflight: map[string]outNode{}, memo: map[memoKey]memoEntry{},
+		last: map[string]time.Time{}, buckets: map[string]*bucket{}, inflight: map[string]outNode{}, memo: map[memoKey]memoEntry{}, memoSweepAt: memoMin,
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "remedy_guard_refusals_total", Help: "Actions the guards refused, held or made dry runs, by reason.",
 		}, []string{"reason"}),
@@ -242,12 +274,8 @@ func (g *Guards) Check(ctx context.Context, c Candidate) Verdict {
 		g.refusals.WithLabelValues(string(v.Reason)).Inc()
 	}
 	if c.ActionID != "" {
-		if len(g.memo) > 4096 {
-			for k, e := range g.memo {
-				if now.Sub(e.at) >= memoTTL {
-					delete(g.memo, k)
-				}
-			}
+		if len(g.memo) >= g.memoSweepAt {
+			g.sweepMemo(now)
 		}
 		g.memo[mk] = memoEntry{v: v, at: now}
 	}

@@ -218,3 +218,36 @@ func TestResolvedSignalsNeitherCountNorWait(t *testing.T) {
 		t.Errorf("resolved signals tripped the breaker: %+v", s)
 	}
 }
+
+// The memo of verdicts stays bounded and cheap in a storm: expired entries go in sweeps
+// spread over many checks, and past memoMax the oldest half is forgotten.
+func TestMemoStaysBounded(t *testing.T) {
+	clk := newClock()
+	g := New(Options{Config: must(t, ""), Now: clk.now})
+	check := func(i int) {
+		c := cand("a", fmt.Sprintf("n%d", i%50))
+		c.ActionID = fmt.Sprintf("id%d", i)
+		g.Check(context.Background(), c)
+	}
+	for i := range memoMax + 10 {
+		check(i)
+		if i%1000 == 0 {
+			clk.add(time.Millisecond)
+		}
+	}
+	if n := len(g.memo); n >= memoMax || n < memoMax/2-1000 {
+		t.Fatalf("memo holds %d verdicts after %d checks, want between %d and %d", n, memoMax+10, memoMax/2, memoMax)
+	}
+	// The newest verdict is still answered from the memo.
+	if _, ok := g.memo[memoKey{id: fmt.Sprintf("id%d", memoMax+9)}]; !ok {
+		t.Fatal("the newest verdict was forgotten")
+	}
+	clk.add(memoTTL + time.Second)
+	fresh := g.memoSweepAt - len(g.memo) + 1 // enough new checks to reach the next sweep
+	for i := range fresh {
+		check(memoMax + 10 + i)
+	}
+	if n := len(g.memo); n != fresh {
+		t.Fatalf("memo holds %d verdicts an hour later, want only the %d new ones", n, fresh)
+	}
+}
