@@ -42,7 +42,7 @@ func Open(path string, opts audit.Options) (*Store, error) {
 		return nil, err
 	}
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "mmap_size(268435456)", fmt.Sprintf("busy_timeout(%d)", params.busy.Milliseconds())} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", fmt.Sprintf("busy_timeout(%d)", params.busy.Milliseconds())} {
 		q.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + q.Encode()
@@ -69,6 +69,7 @@ func Open(path string, opts audit.Options) (*Store, error) {
 		return nil, fmt.Errorf("open audit db: %w", err)
 	}
 	r.SetMaxOpenConns(4)
+	r.SetMaxIdleConns(4) // keep them: a reopened connection prepares every statement again
 	return &Store{Store: sqlstore.New(newDB(w, r), func(int) string { return "?" }, opts), w: w}, nil
 }
 
