@@ -434,3 +434,33 @@ func policyHolder(t *testing.T, dir string) *policy.Holder {
 	}
 	return policy.NewHolder(pol)
 }
+
+// During a storm (many webhook batches waiting for their commit) the workers decide one
+// signal at a time; otherwise they do not wait for each other.
+func TestStormLeavesOneDecisionAtATime(t *testing.T) {
+	v := newEnv(t, t.TempDir(), false)
+	defer v.store.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	v.e.Start(ctx)
+	defer func() { cancel(); v.e.Stop() }()
+	yield := engine.ExportStorm(v.e, 0)
+	a, b := yield(), yield() // calm: both go at once
+	a()
+	b()
+	yield = engine.ExportStorm(v.e, 16)
+	first := yield()
+	second := make(chan func())
+	go func() { second <- yield() }()
+	select {
+	case <-second:
+		t.Fatal("a second decision started during a storm while the first ran")
+	case <-time.After(100 * time.Millisecond):
+	}
+	first()
+	select {
+	case release := <-second:
+		release()
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second decision never started after the first ended")
+	}
+}

@@ -22,3 +22,9 @@ func ExportRedispatchStale(e *Engine, now time.Time) func(context.Context) {
 		e.redispatchStale(ctx)
 	}
 }
+
+// ExportStorm sets how many Submit calls wait for a commit, and returns yieldToIntake.
+func ExportStorm(e *Engine, waiting int32) func() (release func()) {
+	e.intake.Store(waiting)
+	return e.yieldToIntake
+}
