@@ -32,8 +32,12 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# bench is the benchmark suite behind BENCHMARKS.md: every Go benchmark (hot-path pieces,
+# audit stores, detectors), then the end-to-end load generator against an in-process
+# engine beside a bare decoding handler.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) run ./cmd/remedy bench
 
 # fuzz runs every Fuzz target of the module for FUZZTIME each (hack/fuzz.sh finds them);
 # FUZZ_MATCH selects targets by name, FUZZ_PARALLEL=1 keeps fuzzing to one core. The
