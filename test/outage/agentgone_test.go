@@ -1,10 +1,8 @@
 package outage
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -38,17 +36,7 @@ func TestAgentGonePastTheDeadline(t *testing.T) {
 	defer a.Stop()
 	const alerts = 5
 	o := loadgen.Options{AlertsPerWebhook: 1, Nodes: 1, Seed: "gone"}
-	for i := range alerts {
-		body := bytes.ReplaceAll(loadgen.Payload(o, i), []byte(`"cause":"ring"`), []byte(`"cause":"backlog"`))
-		resp, err := http.Post(a.URL()+"/webhooks/alertmanager", "application/json", bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("webhook %d: %d", i, resp.StatusCode)
-		}
-	}
+	postAlerts(t, a.URL(), o, 0, alerts, "with no agent; the engine records it all the same")
 	results := func() []audit.Event {
 		evs, err := a.Store.Query(ctx, audit.Filter{Type: audit.ActionResult, Limit: 1000})
 		if err != nil {

@@ -52,6 +52,23 @@ func startNATS(t *testing.T, bin string, port int, dir string) *natsProc {
 	return p
 }
 
+// postAlerts posts webhooks from..to-1 of o, each a packet-drops alert the test policy
+// answers with an action (cause backlog), and fails unless each is acknowledged.
+func postAlerts(t *testing.T, url string, o loadgen.Options, from, to int, why string) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		body := bytes.ReplaceAll(loadgen.Payload(o, i), []byte(`"cause":"ring"`), []byte(`"cause":"backlog"`))
+		resp, err := http.Post(url+"/webhooks/alertmanager", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("webhook %d answered %d %s", i, resp.StatusCode, why)
+		}
+	}
+}
+
 func (p *natsProc) stop() {
 	_ = p.cmd.Process.Kill()
 	_ = p.cmd.Wait()
@@ -91,17 +108,7 @@ func TestNATSRestartDuringStorm(t *testing.T) {
 	}
 	o := loadgen.Options{AlertsPerWebhook: 1, Nodes: nodes, Seed: "outage"}
 	post := func(from, to int) {
-		for i := from; i < to; i++ {
-			body := bytes.ReplaceAll(loadgen.Payload(o, i), []byte(`"cause":"ring"`), []byte(`"cause":"backlog"`))
-			resp, err := http.Post(a.URL()+"/webhooks/alertmanager", "application/json", bytes.NewReader(body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("webhook %d answered %d during the NATS outage; it must stay durable", i, resp.StatusCode)
-			}
-		}
+		postAlerts(t, a.URL(), o, from, to, "during the NATS outage; it must stay durable")
 	}
 	post(0, alerts/2)
 	ns.stop() // NATS goes away mid-storm

@@ -113,22 +113,11 @@ func client(t *testing.T, serverCA *ca, certPEM, keyPEM []byte) *http.Client {
 func TestMutualTLSWebhook(t *testing.T) {
 	testenv.Heavy(t)
 	dir := t.TempDir()
-	serverCA, clientCA, otherCA := newCA(t, "server-ca"), newCA(t, "alertmanager-ca"), newCA(t, "intruder-ca")
-	scert, skey := serverCA.issue(t, "remedy", true)
-	files := mtls.Files{
-		Cert:     write(t, filepath.Join(dir, "tls.crt"), scert),
-		Key:      write(t, filepath.Join(dir, "tls.key"), skey),
-		ClientCA: write(t, filepath.Join(dir, "client-ca.crt"), clientCA.pem),
-	}
 	const token = "mtls-test-token"
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a, err := app.Start(ctx, app.Options{DataDir: filepath.Join(dir, "data"), PolicyDir: filepath.Join(testenv.RepoRoot(), "policies"),
-		Listen: "127.0.0.1:0", NATSListen: "127.0.0.1:-1", DryRun: true, WebhookToken: token, TLS: files})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Stop()
+	a, serverCA, clientCA := startTLSEngine(ctx, t, dir, token)
+	otherCA := newCA(t, "intruder-ca")
 	if got := a.URL(); got != "https://"+a.Addr() {
 		t.Fatalf("URL %s, want https", got)
 	}
@@ -272,23 +261,11 @@ func TestAlertmanagerDeliversOverMutualTLS(t *testing.T) {
 	testenv.Heavy(t)
 	bin := testenv.LookPath(t, "prometheus-alertmanager", "apt-get install prometheus-alertmanager")
 	dir := t.TempDir()
-	serverCA, clientCA := newCA(t, "server-ca"), newCA(t, "alertmanager-ca")
-	scert, skey := serverCA.issue(t, "remedy", true)
-	ccert, ckey := clientCA.issue(t, "alertmanager", false)
-	files := mtls.Files{
-		Cert:     write(t, filepath.Join(dir, "tls.crt"), scert),
-		Key:      write(t, filepath.Join(dir, "tls.key"), skey),
-		ClientCA: write(t, filepath.Join(dir, "client-ca.crt"), clientCA.pem),
-	}
 	const token = "am-mtls-token"
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a, err := app.Start(ctx, app.Options{DataDir: filepath.Join(dir, "data"), PolicyDir: filepath.Join(testenv.RepoRoot(), "policies"),
-		Listen: "127.0.0.1:0", NATSListen: "127.0.0.1:-1", DryRun: true, WebhookToken: token, TLS: files})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Stop()
+	a, serverCA, clientCA := startTLSEngine(ctx, t, dir, token)
+	ccert, ckey := clientCA.issue(t, "alertmanager", false)
 
 	amDir := filepath.Join(dir, "am")
 	if err := os.MkdirAll(amDir, 0o700); err != nil {
@@ -350,4 +327,25 @@ receivers:
 		evs, err := a.Store.Query(ctx, audit.Filter{Type: audit.SignalReceived, Node: "node-mtls"})
 		return err == nil && len(evs) == 1
 	})
+}
+
+// startTLSEngine starts an engine serving TLS with a server certificate of a new CA and
+// requiring client certificates of another (returned), with a webhook token; it stops
+// with the test.
+func startTLSEngine(ctx context.Context, t *testing.T, dir, token string) (a *app.App, serverCA, clientCA *ca) {
+	t.Helper()
+	serverCA, clientCA = newCA(t, "server-ca"), newCA(t, "alertmanager-ca")
+	scert, skey := serverCA.issue(t, "remedy", true)
+	files := mtls.Files{
+		Cert:     write(t, filepath.Join(dir, "tls.crt"), scert),
+		Key:      write(t, filepath.Join(dir, "tls.key"), skey),
+		ClientCA: write(t, filepath.Join(dir, "client-ca.crt"), clientCA.pem),
+	}
+	a, err := app.Start(ctx, app.Options{DataDir: filepath.Join(dir, "data"), PolicyDir: filepath.Join(testenv.RepoRoot(), "policies"),
+		Listen: "127.0.0.1:0", NATSListen: "127.0.0.1:-1", DryRun: true, WebhookToken: token, TLS: files})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Stop)
+	return a, serverCA, clientCA
 }
