@@ -54,7 +54,7 @@ var (
 	keySource, keyKind, keyStatus, keyFingerprint, keyStartsAt, keyEndsAt = key("source"), key("kind"), key("status"), key("fingerprint"), key("startsAt"), key("endsAt")
 	keyLabels, keyAnnotations, keyValues, keyRaw                          = key("labels"), key("annotations"), key("values"), key("raw")
 	keyName, keyKnown, keyConditions, keyUnschedulable, keyCordonedBy     = key("name"), key("known"), key("conditions"), key("unschedulable"), key("cordonedBy")
-	keyAllocatableCPU, keyPodCount, keyNICs                               = key("allocatableCPU"), key("podCount"), key("nics")
+	keyAllocatableCPU, keyCPUs, keyPodCount, keyNICs                      = key("allocatableCPU"), key("cpus"), key("podCount"), key("nics")
 	keyType, keyReason                                                    = key("type"), key("reason")
 	keyRxRingMax, keyTxRingMax, keyCombinedMax, keyCombinedCurrent        = key("rxRingMax"), key("txRingMax"), key("combinedMax"), key("combinedCurrent")
 	keyNodes, keyCordoned                                                 = key("nodes"), key("cordoned")
@@ -181,6 +181,9 @@ func (b *valueBuilder) node(n *facts.Node) *ast.Term {
 	}
 	if n.AllocatableCPU != 0 {
 		o.add(keyAllocatableCPU, b.num(float64(n.AllocatableCPU)))
+	}
+	if n.CPUs != 0 {
+		o.add(keyCPUs, b.num(float64(n.CPUs)))
 	}
 	if n.PodCount != 0 {
 		o.add(keyPodCount, b.num(float64(n.PodCount)))

@@ -57,7 +57,7 @@ func valueInputs() map[string]Input {
 			Labels:        map[string]string{"kubernetes.io/os": "linux", "remedy.dev/irq-skewed": "true"},
 			Annotations:   map[string]string{"note": ""},
 			Conditions:    []facts.Condition{{Type: "Ready", Status: "True"}, {Type: "IRQSkewed", Status: "True", Reason: "Detected"}},
-			Unschedulable: true, CordonedBy: "remedy", AllocatableCPU: 1<<60 + 1, PodCount: 31,
+			Unschedulable: true, CordonedBy: "remedy", AllocatableCPU: 1<<60 + 1, CPUs: 32, PodCount: 31,
 			NICs: map[string]facts.NIC{
 				"eth0": {RxRingMax: 8192, TxRingMax: 4096, CombinedMax: 8, CombinedCurrent: 2},
 				"eth1": {},

@@ -17,7 +17,10 @@ type Node struct {
 	// did, "" when it is schedulable.
 	CordonedBy     string `json:"cordonedBy,omitempty"`
 	AllocatableCPU int64  `json:"allocatableCPU,omitempty"`
-	PodCount       int    `json:"podCount,omitempty"`
+	// CPUs is the node's CPU capacity (whole CPUs): what NIC queues and RPS masks are
+	// sized from. The policy library reads it as node.cpus.
+	CPUs     int64 `json:"cpus,omitempty"`
+	PodCount int   `json:"podCount,omitempty"`
 	// NICs holds per-interface maxima when an agent reported them (ring, channels).
 	NICs map[string]NIC `json:"nics,omitempty"`
 }

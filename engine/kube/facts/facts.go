@@ -157,6 +157,9 @@ func (p *Provider) Node(_ context.Context, name string) (core.Node, error) {
 	if q, ok := n.Status.Allocatable[corev1.ResourceCPU]; ok {
 		out.AllocatableCPU = q.MilliValue() / 1000 // whole CPUs, rounded down
 	}
+	if q, ok := n.Status.Capacity[corev1.ResourceCPU]; ok {
+		out.CPUs = q.MilliValue() / 1000
+	}
 	pods, err := p.pods.ByIndex(podNodeIndex, name)
 	if err != nil {
 		return out, fmt.Errorf("kubernetes facts: pods of %s: %w", name, err)

@@ -111,7 +111,7 @@ func TestFactsFromInformerCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.Known || got.PodCount != 2 || got.AllocatableCPU != 3 || got.Unschedulable || got.CordonedBy != "" ||
+	if !got.Known || got.PodCount != 2 || got.AllocatableCPU != 3 || got.CPUs != 4 || got.Unschedulable || got.CordonedBy != "" ||
 		got.Labels[zone] != "eu-1a" || len(got.Conditions) != 1 || got.Conditions[0] != (core.Condition{Type: "Ready", Status: "True", Reason: "KubeletReady"}) {
 		t.Errorf("facts-a: %+v", got)
 	}
