@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -98,12 +101,16 @@ func pauseCmd(ctx context.Context, resume bool, args []string, stdout, stderr io
 }
 
 // clientFlags adds --server and --token-file; the token comes from the file or
-// REMEDY_TOKEN and is never printed.
+// REMEDY_TOKEN and is never printed. --tls-ca, --tls-cert and --tls-key reach an engine
+// serving https, with a client certificate when it requires one (serve --tls-client-ca).
 func clientFlags(name string, stderr io.Writer) (*flag.FlagSet, func() *approval.Client) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	server := fs.String("server", "http://127.0.0.1:9095", "engine HTTP API")
 	tokenFile := fs.String("token-file", "", "file holding your API token (default: $REMEDY_TOKEN)")
+	caFile := fs.String("tls-ca", "", "CA bundle that signed the engine's certificate (default: the system's)")
+	certFile := fs.String("tls-cert", "", "client certificate, for an engine that requires mutual TLS")
+	keyFile := fs.String("tls-key", "", "the client certificate's key")
 	return fs, func() *approval.Client {
 		tok := os.Getenv("REMEDY_TOKEN")
 		if *tokenFile != "" {
@@ -111,9 +118,50 @@ func clientFlags(name string, stderr io.Writer) (*flag.FlagSet, func() *approval
 				tok = string(trimSpace(b))
 			}
 		}
-		return &approval.Client{BaseURL: *server, Token: tok}
+		return &approval.Client{BaseURL: *server, Token: tok, HTTP: httpClient(*caFile, *certFile, *keyFile)}
 	}
 }
+
+// httpClient is the CLI's HTTP client: the default one, or one with the TLS files given.
+// A file that does not load makes every request fail with that error.
+func httpClient(caFile, certFile, keyFile string) *http.Client {
+	if caFile == "" && certFile == "" && keyFile == "" {
+		return nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	err := func() error {
+		if caFile != "" {
+			b, err := os.ReadFile(caFile)
+			if err != nil {
+				return fmt.Errorf("--tls-ca: %w", err)
+			}
+			cfg.RootCAs = x509.NewCertPool()
+			if !cfg.RootCAs.AppendCertsFromPEM(b) {
+				return fmt.Errorf("--tls-ca %s: no PEM certificate in it", caFile)
+			}
+		}
+		if (certFile == "") != (keyFile == "") {
+			return errors.New("--tls-cert and --tls-key go together")
+		}
+		if certFile != "" {
+			c, err := tls.LoadX509KeyPair(certFile, keyFile)
+			if err != nil {
+				return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+			}
+			cfg.Certificates = []tls.Certificate{c}
+		}
+		return nil
+	}()
+	if err != nil {
+		return &http.Client{Transport: failing{err}}
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, Proxy: http.ProxyFromEnvironment}}
+}
+
+// failing is a transport that fails every request with err.
+type failing struct{ err error }
+
+func (f failing) RoundTrip(*http.Request) (*http.Response, error) { return nil, f.err }
 
 // parseWithID parses flags before and after one positional id.
 func parseWithID(fs *flag.FlagSet, args []string, need bool) (string, error) {

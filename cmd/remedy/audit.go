@@ -54,7 +54,7 @@ func auditFlags(name string, stderr io.Writer) (*flag.FlagSet, func() *api.Clien
 	fs, client := clientFlags(name, stderr)
 	return fs, func() *api.Client {
 		c := client()
-		return &api.Client{BaseURL: c.BaseURL, Token: c.Token}
+		return &api.Client{BaseURL: c.BaseURL, Token: c.Token, HTTP: c.HTTP}
 	}
 }
 

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"database/sql"
 	"encoding/base64"
 	"errors"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +22,7 @@ import (
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/audit/sqlite"
 	"github.com/remedyhq/remedy/test/testenv"
+	"github.com/remedyhq/remedy/webhooks/mtls"
 )
 
 // auditEngine serves the audit API of a SQLite store holding one incident.
@@ -180,5 +184,53 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The CLI reaches an engine that serves https and requires client certificates
+// (serve --tls-cert --tls-key --tls-client-ca) with --tls-ca, --tls-cert and --tls-key.
+func TestCLIOverMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	serverCA, clientCA := testenv.NewCA(t, "server-ca"), testenv.NewCA(t, "operator-ca")
+	scert, skey := serverCA.Issue(t, "remedy", true)
+	ccert, ckey := clientCA.Issue(t, "alice", false)
+	cfg, err := mtls.ServerConfig(mtls.Files{
+		Cert:     testenv.WriteFile(t, filepath.Join(dir, "tls.crt"), scert),
+		Key:      testenv.WriteFile(t, filepath.Join(dir, "tls.key"), skey),
+		ClientCA: testenv.WriteFile(t, filepath.Join(dir, "client-ca.crt"), clientCA.PEM),
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, st := auditEngine(t, nil)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: api.Handler(api.Options{Webhook: http.NotFoundHandler(), Store: st}), ErrorLog: log.New(io.Discard, "", 0)}
+	go srv.Serve(ln) //nolint:errcheck // closed below
+	t.Cleanup(func() { srv.Close() })
+	url := "https://" + ln.Addr().String()
+	ca := testenv.WriteFile(t, filepath.Join(dir, "ca.crt"), serverCA.PEM)
+	cert := testenv.WriteFile(t, filepath.Join(dir, "alice.crt"), ccert)
+	key := testenv.WriteFile(t, filepath.Join(dir, "alice.key"), ckey)
+
+	out, err := runCLI("audit", "show", "--server", url, "--tls-ca", ca, "--tls-cert", cert, "--tls-key", key, "inc-1")
+	if err != nil || !strings.Contains(out, "incident inc-1") {
+		t.Fatalf("with the client certificate: %v\n%s", err, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--tls-ca", ca}, "certificate required"},        // no client certificate: refused in the handshake
+		{[]string{"--tls-cert", cert, "--tls-key", key}, "x509:"}, // the engine's CA not trusted
+		{[]string{"--tls-ca", ca, "--tls-cert", cert}, "--tls-cert and --tls-key go together"},
+		{[]string{"--tls-ca", filepath.Join(dir, "nope.crt")}, "--tls-ca: open"},
+	} {
+		out, err := runCLI(append([]string{"audit", "show", "--server", url, "inc-1"}, tc.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want it to mention %q\n%s", tc.args, err, tc.want, out)
+		}
 	}
 }

@@ -3,14 +3,8 @@ package mtls_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -26,73 +20,11 @@ import (
 	"github.com/remedyhq/remedy/webhooks/mtls"
 )
 
-// ca is a test certificate authority.
-type ca struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-var serial int64
-
-func newCA(t *testing.T, name string) *ca {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial++
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return &ca{cert: c, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns a leaf certificate and key in PEM for a server (127.0.0.1) or a client.
-func (c *ca) issue(t *testing.T, name string, server bool) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial++
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-		tmpl.DNSNames = []string{"localhost"}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &key.PublicKey, c.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-}
-
-func write(t *testing.T, path string, b []byte) string {
-	t.Helper()
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // client trusts serverCA and presents the given client certificate (none if nil).
-func client(t *testing.T, serverCA *ca, certPEM, keyPEM []byte) *http.Client {
+func client(t *testing.T, serverCA *testenv.CA, certPEM, keyPEM []byte) *http.Client {
 	t.Helper()
 	roots := x509.NewCertPool()
-	roots.AddCert(serverCA.cert)
+	roots.AddCert(serverCA.Cert)
 	cfg := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	if certPEM != nil {
 		c, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -117,7 +49,7 @@ func TestMutualTLSWebhook(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a, serverCA, clientCA := startTLSEngine(ctx, t, dir, token)
-	otherCA := newCA(t, "intruder-ca")
+	otherCA := testenv.NewCA(t, "intruder-ca")
 	if got := a.URL(); got != "https://"+a.Addr() {
 		t.Fatalf("URL %s, want https", got)
 	}
@@ -151,14 +83,14 @@ func TestMutualTLSWebhook(t *testing.T) {
 	} else {
 		t.Logf("no client certificate: %v", err)
 	}
-	ocert, okey := otherCA.issue(t, "intruder", false)
+	ocert, okey := otherCA.Issue(t, "intruder", false)
 	if code, err := post(client(t, serverCA, ocert, okey), token); err == nil {
 		t.Fatalf("certificate of another CA: answered %d, want a refused handshake", code)
 	} else {
 		t.Logf("certificate of another CA: %v", err)
 	}
 	// A server certificate of the right CA is not a client certificate either.
-	ccert, ckey := clientCA.issue(t, "alertmanager", false)
+	ccert, ckey := clientCA.Issue(t, "alertmanager", false)
 	good := client(t, serverCA, ccert, ckey)
 	if code, err := post(good, ""); err != nil || code != http.StatusUnauthorized {
 		t.Fatalf("right certificate, no token: %d %v, want 401", code, err)
@@ -179,15 +111,17 @@ func TestMutualTLSWebhook(t *testing.T) {
 // broken file keeps the last good configuration.
 func TestReloadsChangedFiles(t *testing.T) {
 	dir := t.TempDir()
-	ca1, ca2, cca1, cca2 := newCA(t, "s1"), newCA(t, "s2"), newCA(t, "c1"), newCA(t, "c2")
+	ca1, ca2, cca1, cca2 := testenv.NewCA(t, "s1"), testenv.NewCA(t, "s2"), testenv.NewCA(t, "c1"), testenv.NewCA(t, "c2")
 	files := mtls.Files{Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key"), ClientCA: filepath.Join(dir, "ca.crt")}
-	install := func(server, clients *ca) {
-		c, k := server.issue(t, "remedy", true)
-		write(t, files.Cert, c)
-		write(t, files.Key, k)
-		write(t, files.ClientCA, clients.pem)
+	installs := 0
+	install := func(server, clients *testenv.CA) {
+		installs++
+		c, k := server.Issue(t, "remedy", true)
+		testenv.WriteFile(t, files.Cert, c)
+		testenv.WriteFile(t, files.Key, k)
+		testenv.WriteFile(t, files.ClientCA, clients.PEM)
 		// Make the change visible even on a file system with coarse timestamps.
-		later := time.Now().Add(time.Duration(serial) * time.Second)
+		later := time.Now().Add(time.Duration(installs) * time.Second)
 		for _, p := range []string{files.Cert, files.Key, files.ClientCA} {
 			if err := os.Chtimes(p, later, later); err != nil {
 				t.Fatal(err)
@@ -207,8 +141,8 @@ func TestReloadsChangedFiles(t *testing.T) {
 	go srv.Serve(ln) //nolint:errcheck // closed at the end
 	defer srv.Close()
 	url := "https://" + ln.Addr().String() + "/"
-	get := func(server, clients *ca) error {
-		c, k := clients.issue(t, "am", false)
+	get := func(server, clients *testenv.CA) error {
+		c, k := clients.Issue(t, "am", false)
 		cl := client(t, server, c, k)
 		defer cl.CloseIdleConnections()
 		resp, err := cl.Get(url)
@@ -228,7 +162,7 @@ func TestReloadsChangedFiles(t *testing.T) {
 	if err := get(ca2, cca2); err != nil {
 		t.Fatalf("after rotation: %v", err)
 	}
-	write(t, files.Cert, []byte("not a certificate"))
+	testenv.WriteFile(t, files.Cert, []byte("not a certificate"))
 	if err := os.Chtimes(files.Cert, time.Now().Add(time.Hour), time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -242,9 +176,9 @@ func TestServerConfigErrors(t *testing.T) {
 	if _, err := mtls.ServerConfig(mtls.Files{ClientCA: "x"}, nil); err == nil {
 		t.Fatal("a client CA without a certificate was accepted")
 	}
-	c, k := newCA(t, "s").issue(t, "remedy", true)
-	files := mtls.Files{Cert: write(t, filepath.Join(dir, "c"), c), Key: write(t, filepath.Join(dir, "k"), k),
-		ClientCA: write(t, filepath.Join(dir, "ca"), []byte("garbage"))}
+	c, k := testenv.NewCA(t, "s").Issue(t, "remedy", true)
+	files := mtls.Files{Cert: testenv.WriteFile(t, filepath.Join(dir, "c"), c), Key: testenv.WriteFile(t, filepath.Join(dir, "k"), k),
+		ClientCA: testenv.WriteFile(t, filepath.Join(dir, "ca"), []byte("garbage"))}
 	if _, err := mtls.ServerConfig(files, nil); err == nil {
 		t.Fatal("a client CA file without certificates was accepted")
 	}
@@ -265,16 +199,16 @@ func TestAlertmanagerDeliversOverMutualTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a, serverCA, clientCA := startTLSEngine(ctx, t, dir, token)
-	ccert, ckey := clientCA.issue(t, "alertmanager", false)
+	ccert, ckey := clientCA.Issue(t, "alertmanager", false)
 
 	amDir := filepath.Join(dir, "am")
 	if err := os.MkdirAll(amDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	write(t, filepath.Join(amDir, "remedy-ca.crt"), serverCA.pem)
-	write(t, filepath.Join(amDir, "client.crt"), ccert)
-	write(t, filepath.Join(amDir, "client.key"), ckey)
-	write(t, filepath.Join(amDir, "remedy-token"), []byte(token))
+	testenv.WriteFile(t, filepath.Join(amDir, "remedy-ca.crt"), serverCA.PEM)
+	testenv.WriteFile(t, filepath.Join(amDir, "client.crt"), ccert)
+	testenv.WriteFile(t, filepath.Join(amDir, "client.key"), ckey)
+	testenv.WriteFile(t, filepath.Join(amDir, "remedy-token"), []byte(token))
 	cfg := `route:
   receiver: remedy
   group_by: [alertname, node]
@@ -294,7 +228,7 @@ receivers:
             cert_file: ` + filepath.Join(amDir, "client.crt") + `
             key_file: ` + filepath.Join(amDir, "client.key") + `
 `
-	write(t, filepath.Join(amDir, "am.yml"), []byte(cfg))
+	testenv.WriteFile(t, filepath.Join(amDir, "am.yml"), []byte(cfg))
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(amDir, "am.yml"), "--storage.path="+filepath.Join(amDir, "data"),
 		"--web.listen-address="+addr, "--cluster.listen-address=", "--web.external-url=http://"+addr, "--log.level=warn")
@@ -332,14 +266,14 @@ receivers:
 // startTLSEngine starts an engine serving TLS with a server certificate of a new CA and
 // requiring client certificates of another (returned), with a webhook token; it stops
 // with the test.
-func startTLSEngine(ctx context.Context, t *testing.T, dir, token string) (a *app.App, serverCA, clientCA *ca) {
+func startTLSEngine(ctx context.Context, t *testing.T, dir, token string) (a *app.App, serverCA, clientCA *testenv.CA) {
 	t.Helper()
-	serverCA, clientCA = newCA(t, "server-ca"), newCA(t, "alertmanager-ca")
-	scert, skey := serverCA.issue(t, "remedy", true)
+	serverCA, clientCA = testenv.NewCA(t, "server-ca"), testenv.NewCA(t, "alertmanager-ca")
+	scert, skey := serverCA.Issue(t, "remedy", true)
 	files := mtls.Files{
-		Cert:     write(t, filepath.Join(dir, "tls.crt"), scert),
-		Key:      write(t, filepath.Join(dir, "tls.key"), skey),
-		ClientCA: write(t, filepath.Join(dir, "client-ca.crt"), clientCA.pem),
+		Cert:     testenv.WriteFile(t, filepath.Join(dir, "tls.crt"), scert),
+		Key:      testenv.WriteFile(t, filepath.Join(dir, "tls.key"), skey),
+		ClientCA: testenv.WriteFile(t, filepath.Join(dir, "client-ca.crt"), clientCA.PEM),
 	}
 	a, err := app.Start(ctx, app.Options{DataDir: filepath.Join(dir, "data"), PolicyDir: filepath.Join(testenv.RepoRoot(), "policies"),
 		Listen: "127.0.0.1:0", NATSListen: "127.0.0.1:-1", DryRun: true, WebhookToken: token, TLS: files})
