@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -31,26 +32,48 @@ func (c *Client) Events(ctx context.Context, q url.Values) ([]audit.Event, error
 }
 
 func (c *Client) get(ctx context.Context, path string, v any) error {
-	resp, err := c.do(ctx, path)
+	return c.Call(ctx, http.MethodGet, path, nil, v)
+}
+
+func (c *Client) do(ctx context.Context, path string) (*http.Response, error) {
+	return c.Do(ctx, http.MethodGet, path, nil)
+}
+
+// Call sends an authenticated request with body (JSON, when not nil) and decodes the
+// JSON of a 200 into v; any other status is an error carrying the server's message.
+func (c *Client) Call(ctx context.Context, method, path string, body, v any) error {
+	resp, err := c.Do(ctx, method, path, body)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return fmt.Errorf("read response: %w", err)
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("decode response: %w", err)
 	}
 	return nil
 }
 
-// do sends an authenticated GET and returns the response of a 200, or the server's error.
-func (c *Client) do(ctx context.Context, path string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+path, nil)
+// Do sends an authenticated request with body (JSON, when not nil) and returns the
+// response of a 200, or the server's error.
+func (c *Client) Do(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, rd)
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)

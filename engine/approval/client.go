@@ -1,15 +1,11 @@
 package approval
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
 
+	"github.com/remedyhq/remedy/engine/api"
 	"github.com/remedyhq/remedy/engine/guard"
 )
 
@@ -63,48 +59,5 @@ func (c *Client) Resume(ctx context.Context, kind, reason string) (guard.State, 
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body, v any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("remedy server %s: %w", c.BaseURL, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("read response: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("remedy server: %s: %s", resp.Status, e.Error)
-		}
-		return fmt.Errorf("remedy server: %s", resp.Status)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decode response: %w", err)
-	}
-	return nil
+	return (&api.Client{BaseURL: c.BaseURL, Token: c.Token, HTTP: c.HTTP}).Call(ctx, method, path, body, v)
 }
