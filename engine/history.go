@@ -94,6 +94,11 @@ func (e *Engine) history(ctx context.Context, node string, now time.Time) ([]his
 	since := now.Add(-e.o.HistoryWindow)
 	floor := e.committed.Load()
 	mark, snapshot := e.hist.get(node)
+	if r, ok := e.o.Store.(audit.RecentReader); ok {
+		if evs, upTo, ok := r.Recent(node, mark, historyTypes); ok {
+			return e.hist.add(node, mark, snapshot, upTo, evs, since), nil
+		}
+	}
 	evs, err := e.o.Store.Query(ctx, audit.Filter{Node: node, Types: historyTypes, Since: since, AfterSeq: mark,
 		Limit: historyLimit, WithoutDetail: true})
 	if err != nil {

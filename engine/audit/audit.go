@@ -145,6 +145,15 @@ type Store interface {
 	Close() error
 }
 
+// RecentReader is a Store that can tell, from memory, what was appended for a node
+// after a seq (the engine's policy history): events of the given types, newest first,
+// without details, and the seq up to which that answer is complete. ok is false when it
+// cannot tell (another writer may append to the log, or the node's events after afterSeq
+// are no longer all in memory); then the caller queries.
+type RecentReader interface {
+	Recent(node string, afterSeq int64, types []Type) (evs []Event, upTo int64, ok bool)
+}
+
 // Log is a Store with what people and auditors use: verification of the hash chain,
 // retention, export.
 type Log interface {

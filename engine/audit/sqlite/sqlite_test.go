@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -154,5 +155,69 @@ func TestLockedFailsAfterBusyTimeout(t *testing.T) {
 	}
 	if ins, err := st.Append(ctx, signalEvent("signal:a", 1)); err != nil || !ins[0] {
 		t.Fatalf("after the lock is released: %v %v", ins, err)
+	}
+}
+
+// The store answers "what was appended for this node since seq N" from memory, and says
+// when it cannot: for events from before it opened, and once a node's tail no longer
+// reaches back. Its answers are the database's.
+func TestRecentMatchesTheDatabase(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	st, err := sqlite.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := func(node string, typ audit.Type, key string) audit.Event {
+		return audit.Event{Type: typ, Node: node, Action: "sysctl.set", Key: key}
+	}
+	if _, err := st.Append(ctx, ev("n1", audit.ActionPlanned, "before")); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st, err = sqlite.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, _, ok := st.Recent("n1", 0, nil); ok {
+		t.Fatal("Recent answered for events from before the store opened")
+	}
+	_, head, ok := st.Recent("n1", 1, nil)
+	if !ok || head != 1 {
+		t.Fatalf("Recent after the head at open: ok %v, upTo %d; want true, 1", ok, head)
+	}
+	types := []audit.Type{audit.ActionPlanned, audit.ActionResult}
+	var evs []audit.Event
+	for i := range 10 {
+		evs = append(evs, ev("n1", audit.SignalReceived, fmt.Sprintf("s%d", i)), ev("n2", audit.ActionPlanned, fmt.Sprintf("o%d", i)),
+			ev("n1", audit.ActionPlanned, fmt.Sprintf("p%d", i)), ev("n1", audit.ActionResult, fmt.Sprintf("r%d", i)))
+	}
+	if _, err := st.Append(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+	got, upTo, ok := st.Recent("n1", 1, types)
+	want, err := st.Query(ctx, audit.Filter{Node: "n1", Types: types, AfterSeq: 1, WithoutDetail: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok || upTo != 41 || len(got) != 20 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Recent(n1) = %d events up to %d (ok %v), want the database's %d up to 41", len(got), upTo, ok, len(want))
+	}
+	// 70 more events for n1: its tail keeps the newest 64.
+	evs = nil
+	for i := range 70 {
+		evs = append(evs, ev("n1", audit.ActionPlanned, fmt.Sprintf("q%d", i)))
+	}
+	if _, err := st.Append(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := st.Recent("n1", 41, types); ok {
+		t.Fatal("Recent answered past the node's tail")
+	}
+	got, _, ok = st.Recent("n1", 100, types)
+	want, _ = st.Query(ctx, audit.Filter{Node: "n1", Types: types, AfterSeq: 100, WithoutDetail: true})
+	if !ok || len(got) != 11 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Recent(n1, 100) = %d events (ok %v), want the database's %d", len(got), ok, len(want))
 	}
 }

@@ -105,11 +105,12 @@ type DB interface {
 
 // Store implements audit.Log over a DB.
 type Store struct {
-	db    DB
-	ph    func(n int) string
-	keys  audit.Signer
-	clock func() time.Time
-	gc    *audit.GroupCommitter
+	db     DB
+	ph     func(n int) string
+	keys   audit.Signer
+	clock  func() time.Time
+	gc     *audit.GroupCommitter
+	recent *recent // set by SoleWriter
 }
 
 // MaxBatch is the most events one group commit writes.
@@ -142,19 +143,46 @@ type head struct {
 
 func (s *Store) commit(ctx context.Context, batches [][]audit.Event) ([][]bool, error) {
 	var out [][]bool
+	var rows []audit.Event
 	err := s.db.Write(ctx, func(tx Tx) error {
 		h, seen, err := s.headAndKeys(ctx, tx, batches)
 		if err != nil {
 			return err
 		}
-		var rows []audit.Event
 		rows, out = chain(h, batches, seen, s.clock().UTC())
 		return tx.Insert(ctx, rows)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("audit commit: %w", err)
 	}
+	if s.recent != nil {
+		s.recent.add(rows)
+	}
 	return out, nil
+}
+
+// SoleWriter declares that this Store is the only writer of its log (no other process
+// or Store appends to it), so that it can answer audit.RecentReader from memory. The
+// SQLite store declares it: its file belongs to one remedy process.
+func (s *Store) SoleWriter(ctx context.Context) error {
+	evs, err := s.Query(ctx, audit.Filter{Limit: 1, WithoutDetail: true})
+	if err != nil {
+		return err
+	}
+	var head int64
+	if len(evs) > 0 {
+		head = evs[0].Seq
+	}
+	s.recent = newRecent(head)
+	return nil
+}
+
+// Recent implements audit.RecentReader.
+func (s *Store) Recent(node string, afterSeq int64, types []audit.Type) ([]audit.Event, int64, bool) {
+	if s.recent == nil {
+		return nil, 0, false
+	}
+	return s.recent.since(node, afterSeq, types)
 }
 
 // chain gives every event whose key is not in seen (nor earlier in batches) the next seq
