@@ -109,9 +109,11 @@ type Engine struct {
 	// nothing is pending); only the sweep goroutine uses them.
 	undecidedMark, undispatchedMark int64
 	hist                            historyCache
-	intake                          atomic.Int32  // Submit calls waiting for their commit
-	stormSlot                       chan struct{} // the decision a storm allows at a time
-	committed                       atomic.Int64  // the newest seq this engine saw committed
+	intake                          atomic.Int32     // Submit calls waiting for their commit
+	stormSlot                       chan struct{}    // the decision a storm allows at a time
+	dispatched                      chan audit.Event // the workers' dispatch records, for recordDispatches
+	workers                         sync.WaitGroup
+	committed                       atomic.Int64 // the newest seq this engine saw committed
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -159,7 +161,7 @@ func New(o Options) (*Engine, error) {
 		o.Now = time.Now
 	}
 	e := &Engine{o: o, log: o.Logger, queue: make(chan signal.Signal, queueSize), m: newMetrics(o.Registerer),
-		stormSlot: make(chan struct{}, 1)}
+		stormSlot: make(chan struct{}, 1), dispatched: make(chan audit.Event, 4096)}
 	return e, nil
 }
 
@@ -168,10 +170,15 @@ func (e *Engine) Start(ctx context.Context) {
 	e.ctx, e.cancel = context.WithCancel(ctx)
 	for range e.o.Workers {
 		e.wg.Add(1)
-		go e.work()
+		e.workers.Add(1)
+		go func() {
+			defer e.workers.Done()
+			e.work()
+		}()
 	}
-	e.wg.Add(1)
+	e.wg.Add(2)
 	go e.sweepLoop()
+	go e.recordDispatches()
 }
 
 // Stop cancels the workers and waits for them. Undecided signals stay recorded and are
@@ -275,7 +282,7 @@ func (e *Engine) work() {
 	defer e.wg.Done()
 	// Decisions are committed after the intake waiting beside them: a storm is
 	// acknowledged first, and decided as fast as the rest of each commit allows.
-	ctx := audit.Deferrable(e.ctx)
+	ctx := batchDispatch(audit.Deferrable(e.ctx))
 	for {
 		select {
 		case <-e.ctx.Done():
@@ -316,7 +323,7 @@ func (e *Engine) sweepLoop() {
 	t := time.NewTicker(e.o.SweepInterval)
 	defer t.Stop()
 	lastRedispatch := time.Now()
-	ctx := audit.Deferrable(e.ctx)
+	ctx := context.WithValue(audit.Deferrable(e.ctx), sweepKey{}, true)
 	for {
 		e.sweep(ctx)
 		if time.Since(lastRedispatch) >= e.o.RedispatchAfter/2 {
@@ -636,7 +643,12 @@ func (e *Engine) dispatch(ctx context.Context, req executors.Request) error {
 	if _, busy := e.dispatching.LoadOrStore(req.ID, struct{}{}); busy {
 		return nil
 	}
-	defer e.dispatching.Delete(req.ID)
+	keep := false
+	defer func() {
+		if !keep {
+			e.dispatching.Delete(req.ID)
+		}
+	}()
 	now := e.o.Now().UTC()
 	if !req.Deadline.IsZero() && now.After(req.Deadline) {
 		res := executors.Result{ID: req.ID, Action: req.Action, Node: req.Node, CorrelationID: req.CorrelationID,
@@ -650,6 +662,13 @@ func (e *Engine) dispatch(ctx context.Context, req executors.Request) error {
 	if err != nil {
 		e.log.Error("dispatch", "action_id", req.ID, "err", err)
 		return nil
+	}
+	if isSweep(ctx) && target == executors.OnNode {
+		// Listed as undispatched before a worker's dispatch record was committed? Once
+		// the worker let go of the action (above), its record is in the log.
+		if done, err := e.recorded(ctx, req, audit.Dispatched); err != nil || done {
+			return nil
+		}
 	}
 	if target == executors.InCluster {
 		// The sweep may have listed this action before its first run recorded a result.
@@ -667,15 +686,92 @@ func (e *Engine) dispatch(ctx context.Context, req executors.Request) error {
 	}
 	ev := audit.Event{Type: audit.Dispatched, CorrelationID: req.CorrelationID, Node: req.Node, Action: req.Action,
 		ActionID: req.ID, Actor: "engine", Outcome: "dispatched", Key: "dispatched:" + req.ID}
+	if isBatchDispatch(ctx) {
+		select {
+		case e.dispatched <- ev:
+			keep = true // in dispatching until recorded: the sweep leaves it alone
+			return nil
+		default: // the batch is full: record it here
+		}
+	}
 	if _, err := e.appendEvents(ctx, ev); err != nil {
 		e.log.Error("record dispatch", "action_id", req.ID, "err", err)
 	}
 	return nil
 }
 
+type batchDispatchKey struct{}
+
+// batchDispatch marks a worker's context: its dispatch records join a batch instead of
+// waiting for a commit of their own. A record lost in a crash only means that the
+// sweep publishes the action again, which the stream's duplicate window and the
+// agent's journal absorb.
+func batchDispatch(ctx context.Context) context.Context {
+	return context.WithValue(ctx, batchDispatchKey{}, true)
+}
+
+func isBatchDispatch(ctx context.Context) bool {
+	v, _ := ctx.Value(batchDispatchKey{}).(bool)
+	return v
+}
+
+// recordDispatches appends the workers' dispatch records, everything waiting at once,
+// until Stop; then what is left.
+func (e *Engine) recordDispatches() {
+	defer e.wg.Done()
+	ctx := audit.Deferrable(context.WithoutCancel(e.ctx))
+	batch := make([]audit.Event, 0, 256)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if _, err := e.appendEvents(ctx, batch...); err != nil {
+			e.log.Error("record dispatches", "actions", len(batch), "err", err)
+		}
+		for _, ev := range batch {
+			e.dispatching.Delete(ev.ActionID)
+		}
+		batch = batch[:0]
+	}
+	for {
+		select {
+		case ev := <-e.dispatched:
+			batch = append(batch, ev)
+		drain:
+			for len(batch) < cap(batch) {
+				select {
+				case ev := <-e.dispatched:
+					batch = append(batch, ev)
+				default:
+					break drain
+				}
+			}
+			flush()
+		case <-e.ctx.Done():
+			e.workers.Wait() // no more records come
+			for {
+				select {
+				case ev := <-e.dispatched:
+					batch = append(batch, ev)
+				default:
+					flush()
+					return
+				}
+			}
+		}
+	}
+}
+
 // answered reports whether an action already has a result.
 func (e *Engine) answered(ctx context.Context, req executors.Request) (bool, error) {
-	evs, err := e.o.Store.Query(ctx, audit.Filter{CorrelationID: req.CorrelationID, Type: audit.ActionResult, Limit: 1000})
+	return e.recorded(ctx, req, audit.ActionResult)
+}
+
+// recorded reports whether the audit log holds an event of one of types (or a result)
+// for an action.
+func (e *Engine) recorded(ctx context.Context, req executors.Request, types ...audit.Type) (bool, error) {
+	evs, err := e.o.Store.Query(ctx, audit.Filter{CorrelationID: req.CorrelationID, Types: append(types, audit.ActionResult),
+		Limit: 1000, WithoutDetail: true})
 	if err != nil {
 		return false, err
 	}
@@ -685,6 +781,15 @@ func (e *Engine) answered(ctx context.Context, req executors.Request) (bool, err
 		}
 	}
 	return false, nil
+}
+
+type sweepKey struct{}
+
+// isSweep tells the sweep's dispatches (of actions it found undispatched) from the
+// first dispatch of a decision.
+func isSweep(ctx context.Context) bool {
+	v, _ := ctx.Value(sweepKey{}).(bool)
+	return v
 }
 
 // heldEvent records an action the gate held for a human (approval.requested) or refused

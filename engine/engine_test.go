@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,6 +61,16 @@ func (c *capture) Dispatch(_ context.Context, r executors.Request) error {
 	}
 	c.reqs = append(c.reqs, r)
 	return nil
+}
+
+func (c *capture) distinct() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := map[string]bool{}
+	for _, r := range c.reqs {
+		ids[r.ID] = true
+	}
+	return len(ids)
 }
 
 func (c *capture) count() int {
@@ -462,5 +473,43 @@ func TestStormLeavesOneDecisionAtATime(t *testing.T) {
 		release()
 	case <-time.After(5 * time.Second):
 		t.Fatal("the second decision never started after the first ended")
+	}
+}
+
+// The workers' dispatch records go in batches; every one is in the audit log by the
+// time the engine has stopped, once, and each action was published once.
+func TestWorkersRecordEveryDispatch(t *testing.T) {
+	v := newEnv(t, t.TempDir(), false)
+	defer v.store.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	v.e.Start(ctx)
+	const n = 200
+	for i := range n {
+		s := sig("packet_drops", fmt.Sprintf("batch-%d", i))
+		if err := v.e.Submit(ctx, []signal.Signal{s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); v.disp.distinct() < n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d actions published", v.disp.distinct(), n)
+		}
+	}
+	cancel()
+	v.e.Stop()
+	recorded := map[string]int{}
+	for _, ev := range events(t, v.store, audit.Dispatched) {
+		recorded[ev.ActionID]++
+	}
+	if len(recorded) != n {
+		t.Fatalf("%d dispatch records after stop, want %d", len(recorded), n)
+	}
+	for id, c := range recorded {
+		if c != 1 {
+			t.Fatalf("action %s recorded dispatched %d times", id, c)
+		}
+	}
+	if v.disp.count() != n {
+		t.Fatalf("published %d times, want %d", v.disp.count(), n)
 	}
 }
