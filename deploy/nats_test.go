@@ -242,6 +242,7 @@ func TestNATSPerNodePermissions(t *testing.T) {
 		"$JS.API.CONSUMER.CREATE.REMEDY_ACTIONS.agent-node-a_ec2_internal.remedy.actions.node-b", // ... through its own consumer
 		"$JS.API.CONSUMER.CREATE.REMEDY_ACTIONS.agent-node-a_ec2_internal",                       // ... with the filter in the body
 		"$JS.API.CONSUMER.MSG.NEXT.REMEDY_ACTIONS.agent-node-b",
+		"$JS.API.CONSUMER.DELETE.REMEDY_ACTIONS.agent-node-b", // delete another node's consumer
 		"$JS.API.STREAM.PURGE.REMEDY_ACTIONS",
 		"$JS.API.STREAM.DELETE.REMEDY_RESULTS",
 	} {

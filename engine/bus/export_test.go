@@ -1,0 +1,4 @@
+package bus
+
+// ExportRestart is restart, for the tests.
+var ExportRestart = restart
