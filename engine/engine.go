@@ -764,11 +764,11 @@ func (e *Engine) recordDispatches() {
 
 // answered reports whether an action already has a result.
 func (e *Engine) answered(ctx context.Context, req executors.Request) (bool, error) {
-	return e.recorded(ctx, req, audit.ActionResult)
+	return e.recorded(ctx, req)
 }
 
-// recorded reports whether the audit log holds an event of one of types (or a result)
-// for an action.
+// recorded reports whether the audit log holds a result for an action, or an event of
+// one of the other types given.
 func (e *Engine) recorded(ctx context.Context, req executors.Request, types ...audit.Type) (bool, error) {
 	evs, err := e.o.Store.Query(ctx, audit.Filter{CorrelationID: req.CorrelationID, Types: append(types, audit.ActionResult),
 		Limit: 1000, WithoutDetail: true})
