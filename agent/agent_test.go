@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/remedyhq/remedy/agent"
-	"github.com/remedyhq/remedy/engine/bus"
-	"github.com/remedyhq/remedy/engine/bus/embedded"
+	"github.com/remedyhq/remedy/wire/bus"
+	"github.com/remedyhq/remedy/wire/bus/embedded"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/signed"
 )

@@ -17,7 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/remedyhq/remedy/agent"
-	"github.com/remedyhq/remedy/engine/bus"
+	"github.com/remedyhq/remedy/wire/bus"
 	"github.com/remedyhq/remedy/engine/transport"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/catalog"

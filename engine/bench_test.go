@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/remedyhq/remedy/engine/signal"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 // BenchmarkSubmitDurable measures durable intake: every Submit returns after an fsync'd

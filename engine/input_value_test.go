@@ -9,7 +9,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/remedyhq/remedy/engine/facts"
-	"github.com/remedyhq/remedy/engine/signal"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 // roundTrip is the input as decide converted it before Input.Value: marshalled (as the

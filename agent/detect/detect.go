@@ -13,7 +13,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/remedyhq/remedy/engine/signal"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 // Detector looks at the node once per scan. Scan returns the conditions present now,

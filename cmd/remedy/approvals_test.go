@@ -17,7 +17,7 @@ import (
 	"github.com/remedyhq/remedy/engine/approval"
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/guard/guardtest"
-	"github.com/remedyhq/remedy/engine/signal"
+	"github.com/remedyhq/remedy/wire/signal"
 	"github.com/remedyhq/remedy/executors"
 )
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/remedyhq/remedy/engine/app"
 	"github.com/remedyhq/remedy/engine/policy"
-	"github.com/remedyhq/remedy/engine/signal"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 const policyUsage = `Usage:

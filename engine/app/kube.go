@@ -5,7 +5,7 @@ import (
 	"sync"
 
 	"github.com/remedyhq/remedy/engine/kube"
-	"github.com/remedyhq/remedy/engine/signal"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 // startKube connects to the cluster when o.Kube is set: the informer-backed facts become

@@ -15,7 +15,7 @@ import (
 	"github.com/remedyhq/remedy/engine/audit/sqlite"
 	"github.com/remedyhq/remedy/engine/guard"
 	"github.com/remedyhq/remedy/engine/policy"
-	"github.com/remedyhq/remedy/engine/signal"
+	"github.com/remedyhq/remedy/wire/signal"
 	"github.com/remedyhq/remedy/executors"
 )
 

@@ -13,7 +13,7 @@ import (
 	"github.com/remedyhq/remedy/engine"
 	"github.com/remedyhq/remedy/engine/facts"
 	"github.com/remedyhq/remedy/engine/policy"
-	"github.com/remedyhq/remedy/engine/signal"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 // benchInput is the field case as the engine builds it: nine queue IRQs on CPUs 4 and

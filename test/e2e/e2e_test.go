@@ -22,7 +22,7 @@ import (
 	"github.com/remedyhq/remedy/engine/app"
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/demo"
-	"github.com/remedyhq/remedy/engine/signal"
+	"github.com/remedyhq/remedy/wire/signal"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/catalog"
 	"github.com/remedyhq/remedy/executors/sysctl"

@@ -23,7 +23,7 @@ import (
 
 	"github.com/prometheus/alertmanager/template"
 
-	"github.com/remedyhq/remedy/engine/signal"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 // Source is the signal source name of alerts received here.

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/remedyhq/remedy/engine/signal"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 type recordSink struct {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/remedyhq/remedy/agent/detect"
 	"github.com/remedyhq/remedy/agent/detect/detecttest"
-	"github.com/remedyhq/remedy/engine/signal"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 func scanAll(tb testing.TB, ds []detect.Detector) int {

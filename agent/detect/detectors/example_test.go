@@ -10,7 +10,7 @@ import (
 
 	"github.com/remedyhq/remedy/agent/detect"
 	"github.com/remedyhq/remedy/agent/detect/detectors"
-	"github.com/remedyhq/remedy/engine/signal"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 // Example wires the detectors into remedy-agent run: build them from options, hand

@@ -24,7 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/remedyhq/remedy/agent/detect"
-	"github.com/remedyhq/remedy/engine/signal"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 // DefaultAzureEndpoint is Azure's Scheduled Events endpoint on the instance metadata service.

@@ -22,7 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/remedyhq/remedy/agent/detect"
-	"github.com/remedyhq/remedy/engine/signal"
+	"github.com/remedyhq/remedy/wire/signal"
 	"github.com/remedyhq/remedy/nodefs"
 )
 

@@ -16,7 +16,7 @@ import (
 
 	"github.com/remedyhq/remedy/agent/detect"
 	"github.com/remedyhq/remedy/agent/detect/detecttest"
-	"github.com/remedyhq/remedy/engine/signal"
+	"github.com/remedyhq/remedy/wire/signal"
 	"github.com/remedyhq/remedy/nodefs"
 )
 

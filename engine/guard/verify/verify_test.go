@@ -11,7 +11,7 @@ import (
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/audit/sqlite"
 	"github.com/remedyhq/remedy/engine/guard"
-	"github.com/remedyhq/remedy/engine/signal"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 type sink struct{ got []signal.Signal }

@@ -10,8 +10,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/remedyhq/remedy/engine/bus"
-	"github.com/remedyhq/remedy/engine/bus/embedded"
+	"github.com/remedyhq/remedy/wire/bus"
+	"github.com/remedyhq/remedy/wire/bus/embedded"
 )
 
 // A consumer that holds one claimed message and never gets it back (the server-side

@@ -1,3 +1,5 @@
+// Package mtls_test runs the engine behind webhooks/mtls: a real Alertmanager and real
+// clients over mutual TLS, refusals in the handshake, and certificates reloaded on change.
 package mtls_test
 
 import (
