@@ -200,7 +200,9 @@ func (a *Agent) handle(ctx context.Context, msg jetstream.Msg) error {
 		// Not from the engine: refuse without touching the journal (a forged action must
 		// not pre-empt the real one with the same id), and report the refusal.
 		a.log.Warn("action refused", "action_id", req.ID, "action", req.Action, "err", err)
-		if perr := a.publish(ctx, executors.Failure(req, a.o.Now(), executors.Refused, err)); perr != nil {
+		res := executors.Failure(req, a.o.Now(), executors.Refused, err)
+		res.Unverified = true
+		if perr := a.publish(ctx, res); perr != nil {
 			return perr
 		}
 		return bus.ErrTerminal

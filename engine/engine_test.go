@@ -16,9 +16,10 @@ import (
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/audit/sqlite"
 	"github.com/remedyhq/remedy/engine/policy"
-	"github.com/remedyhq/remedy/wire/signal"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/catalog"
+	"github.com/remedyhq/remedy/wire/bus"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 const testPolicy = `package remedy
@@ -375,9 +376,13 @@ func TestUnansweredActionExpiresAfterItsDeadline(t *testing.T) {
 		t.Fatalf("expiry message = %q", r.Message)
 	}
 	// The agent comes back and reports the action expired too: still one result.
-	if err := v.e.RecordResult(ctx, executors.Result{ID: req.ID, Action: req.Action, Node: req.Node,
-		CorrelationID: req.CorrelationID, Status: executors.Expired, Message: "deadline passed"}); err != nil {
+	b, _ := json.Marshal(executors.Result{ID: req.ID, Action: req.Action, Node: req.Node, Attempt: 1,
+		CorrelationID: req.CorrelationID, Status: executors.Expired, Message: "deadline passed"})
+	if err := v.e.AcceptResult(ctx, bus.ResultSubject(req.Node), b); err != nil {
 		t.Fatal(err)
+	}
+	if n := len(events(t, v.store, audit.ResultRefused)); n != 0 {
+		t.Fatalf("the agent's own expiry report was refused: %d refusals", n)
 	}
 	if n := len(events(t, v.store, audit.ActionResult)); n != 1 {
 		t.Fatalf("%d results after the agent's own expiry report, want 1", n)

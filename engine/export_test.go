@@ -11,7 +11,7 @@ import (
 func ExportDispatch(e *Engine, now time.Time) func(context.Context, executors.Request) {
 	return func(ctx context.Context, r executors.Request) {
 		e.o.Now = func() time.Time { return now }
-		e.dispatch(ctx, r)
+		e.dispatch(ctx, r, dispatchOptions{})
 	}
 }
 

@@ -106,24 +106,3 @@ func (e *Engine) history(ctx context.Context, node string, now time.Time) ([]his
 	}
 	return e.hist.add(node, mark, snapshot, floor, evs, since), nil
 }
-
-// appendEvents appends to the audit log and notes the newest seq committed (the floor
-// of the history cache).
-func (e *Engine) appendEvents(ctx context.Context, events ...audit.Event) ([]bool, error) {
-	ins, err := e.o.Store.Append(ctx, events...)
-	if err != nil {
-		return nil, err
-	}
-	var top int64
-	for i := range events {
-		if ins[i] {
-			top = max(top, events[i].Seq)
-		}
-	}
-	for {
-		cur := e.committed.Load()
-		if top <= cur || e.committed.CompareAndSwap(cur, top) {
-			return ins, nil
-		}
-	}
-}

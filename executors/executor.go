@@ -41,6 +41,9 @@ type Request struct {
 	// Deadline is when the action stops being worth running: an agent that receives it
 	// later reports it expired instead of running it late.
 	Deadline time.Time `json:"deadline,omitzero"`
+	// Attempt is the action's run in the engine's ledger (1 for the first); its result
+	// carries it back, and the engine accepts a result only for the current attempt.
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // Status is the outcome of an execution.
@@ -69,6 +72,12 @@ type Result struct {
 	After         map[string]string `json:"after,omitempty"`
 	StartedAt     time.Time         `json:"startedAt,omitzero"`
 	FinishedAt    time.Time         `json:"finishedAt,omitzero"`
+	// Attempt is the request's (Finish copies it).
+	Attempt int `json:"attempt,omitempty"`
+	// Unverified is set on the refusal of an action whose envelope failed verification:
+	// it reports a message that did not come from the engine, so the engine records it
+	// and leaves the real action's state alone.
+	Unverified bool `json:"unverified,omitempty"`
 }
 
 // Target says where an action runs.
@@ -172,7 +181,7 @@ func DecodeParams[T any, PT interface {
 
 // Finish stamps a result with the request's identity and the finish time.
 func Finish(req Request, started time.Time, res Result) Result {
-	res.ID, res.Action, res.Node, res.CorrelationID = req.ID, req.Action, req.Node, req.CorrelationID
+	res.ID, res.Action, res.Node, res.CorrelationID, res.Attempt = req.ID, req.Action, req.Node, req.CorrelationID, req.Attempt
 	res.StartedAt, res.FinishedAt = started, time.Now().UTC()
 	return res
 }

@@ -255,7 +255,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	// run on the leader only when replicas elect one; the API serves on every replica.
 	leaderWork := []func(context.Context) error{
 		func(ctx context.Context) error {
-			return transport.ConsumeSignals(ctx, a.JS, a.Engine, a.Engine, o.Logger)
+			return transport.ConsumeSignals(ctx, a.JS, a.Engine, o.Logger)
 		},
 		func(ctx context.Context) error { return transport.ConsumeResults(ctx, a.JS, a.Engine, o.Logger) },
 		func(ctx context.Context) error {

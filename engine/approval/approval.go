@@ -1,9 +1,10 @@
 // Package approval keeps actions that wait for a human: risky decisions the engine's
-// gate held (engine.Held in an approval.requested event). The audit log is the source of
-// truth: a pending action is an approval.requested event without a final decision, so
-// pending actions survive a restart with nothing else to store. Approving, rejecting
-// and expiring each append one event whose key (approval-decision:<id>) is unique, so
-// only the first final decision wins, whichever replica or person makes it.
+// gate held. A pending action is a ledger row in state held (audit.Ledger, with the
+// engine.Held a person judges); approving, rejecting and expiring are each a
+// compare-and-set on that row (held → planned | rejected | expired | refused) committed
+// with the event that records it, so exactly one final decision wins, whichever replica,
+// person or expiry loop makes it, and the loser is told who won (409). The audit log
+// holds the votes and reasons that the page and the CLI show.
 //
 // An approver cannot approve an action they requested (a signal labelled
 // remedy_requested_by=<them>); critical actions can need two different approvers; an
@@ -19,7 +20,6 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,7 +28,6 @@ import (
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/guard"
 	"github.com/remedyhq/remedy/engine/policy"
-	"github.com/remedyhq/remedy/executors"
 )
 
 // State of a pending action.
@@ -77,13 +76,16 @@ type Request struct {
 	Reason    string    `json:"reason,omitempty"`
 	// Refused holds the guards' verdict when they refused an approved action.
 	Refused *guard.Verdict `json:"refused,omitempty"`
+	// Version is the ledger row's version when this was read: a decision made on it
+	// applies only if nobody changed the row since.
+	Version int64 `json:"version"`
 	kind    string
 	corr    string
 }
 
-// Executor runs an approved action (engine.Engine).
+// Executor plans an approved action and runs it on its own (engine.Engine).
 type Executor interface {
-	Execute(ctx context.Context, req executors.Request, kind string, events ...audit.Event) error
+	PlanApproved(ctx context.Context, id string, version int64, dryRun bool, events ...audit.Event) (audit.Action, error)
 }
 
 // Options build a Service.
@@ -103,7 +105,6 @@ type Options struct {
 // Service answers approvals.
 type Service struct {
 	o       Options
-	mu      sync.Mutex // serialises decisions in this process; keys serialise across processes
 	pending prometheus.Gauge
 }
 
@@ -132,55 +133,61 @@ func New(o Options) *Service {
 
 func decisionKey(id string) string { return "approval-decision:" + id }
 
-// load reads every request in the history window with its votes and decision.
-func (s *Service) load(ctx context.Context) (map[string]*Request, error) {
-	since := s.o.Now().Add(-s.o.History)
-	byType := map[audit.Type][]audit.Event{}
-	for _, t := range []audit.Type{audit.ApprovalRequested, audit.ApprovalGranted, audit.ApprovalRejected, audit.ApprovalExpired, audit.GuardRefused} {
-		evs, err := s.o.Store.Query(ctx, audit.Filter{Type: t, Since: since, Ascending: true, Limit: 100000})
-		if err != nil {
-			return nil, fmt.Errorf("read approvals: %w", err)
-		}
-		byType[t] = evs
+// request builds one request from its ledger row and its incident's approval events.
+func (s *Service) request(ctx context.Context, row *audit.Action) (*Request, error) {
+	evs, err := s.o.Store.Query(ctx, audit.Filter{CorrelationID: row.CorrelationID, Ascending: true, Limit: 100000,
+		Types: []audit.Type{audit.ApprovalRequested, audit.ApprovalGranted, audit.ApprovalRejected, audit.ApprovalExpired, audit.GuardRefused}})
+	if err != nil {
+		return nil, fmt.Errorf("read approvals: %w", err)
 	}
-	out := map[string]*Request{}
-	for _, ev := range byType[audit.ApprovalRequested] {
-		r := &Request{ID: ev.ActionID, State: Pending, RequestedAt: ev.Time, ExpiresAt: ev.Time.Add(s.o.Config.TTL),
-			NeedVotes: 1, Votes: []Vote{}, kind: ev.Kind, corr: ev.CorrelationID}
-		if err := json.Unmarshal(ev.Detail, &r.Held); err != nil {
-			return nil, fmt.Errorf("decode approval request %s: %w", ev.ActionID, err)
+	var r *Request
+	for _, ev := range evs {
+		if ev.ActionID != row.ID {
+			continue
 		}
-		if s.o.Config.TwoPersonCritical && r.Held.Decision.Risk == policy.RiskCritical {
-			r.NeedVotes = 2
-		}
-		out[r.ID] = r
-	}
-	for _, t := range []audit.Type{audit.ApprovalGranted, audit.ApprovalRejected, audit.ApprovalExpired} {
-		for _, ev := range byType[t] {
-			r := out[ev.ActionID]
+		switch ev.Type {
+		case audit.ApprovalRequested:
+			r = &Request{ID: row.ID, State: Pending, RequestedAt: ev.Time, ExpiresAt: ev.Time.Add(s.o.Config.TTL),
+				NeedVotes: 1, Votes: []Vote{}, kind: row.Kind, corr: row.CorrelationID, Version: row.Version}
+			if err := json.Unmarshal(ev.Detail, &r.Held); err != nil {
+				return nil, fmt.Errorf("decode approval request %s: %w", row.ID, err)
+			}
+			if s.o.Config.TwoPersonCritical && r.Held.Decision.Risk == policy.RiskCritical {
+				r.NeedVotes = 2
+			}
+		case audit.GuardRefused:
+			if r != nil && r.State == Approved {
+				var h engine.Held
+				if json.Unmarshal(ev.Detail, &h) == nil {
+					r.Refused = &h.Verdict
+				}
+			}
+		default:
 			if r == nil {
 				continue
 			}
 			var d decisionDetail
 			_ = json.Unmarshal(ev.Detail, &d)
-			if t == audit.ApprovalGranted {
+			if ev.Type == audit.ApprovalGranted {
 				r.Votes = append(r.Votes, Vote{By: ev.Actor, At: ev.Time, Reason: d.Reason})
 			}
 			if ev.Key == decisionKey(ev.ActionID) {
 				r.DecidedBy, r.DecidedAt, r.Reason = ev.Actor, ev.Time, d.Reason
-				r.State = map[audit.Type]State{audit.ApprovalGranted: Approved, audit.ApprovalRejected: Rejected, audit.ApprovalExpired: Expired}[t]
+				r.State = map[audit.Type]State{audit.ApprovalGranted: Approved, audit.ApprovalRejected: Rejected, audit.ApprovalExpired: Expired}[ev.Type]
 			}
 		}
 	}
-	for _, ev := range byType[audit.GuardRefused] {
-		if r := out[ev.ActionID]; r != nil && r.State == Approved {
-			var h engine.Held
-			if json.Unmarshal(ev.Detail, &h) == nil {
-				r.Refused = &h.Verdict
-			}
+	if r == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, row.ID)
+	}
+	if row.State != audit.StateHeld && r.State == Pending {
+		// Decided meanwhile, and its event not yet visible to this reader: the ledger says.
+		r.State = map[audit.State]State{audit.StateRejected: Rejected, audit.StateExpired: Expired}[row.State]
+		if r.State == "" {
+			r.State = Approved
 		}
 	}
-	return out, nil
+	return r, nil
 }
 
 // decisionDetail is the Detail of approval.granted/rejected/expired events.
@@ -190,23 +197,45 @@ type decisionDetail struct {
 	Of     int    `json:"of,omitempty"`
 }
 
-// List returns requests, oldest first: only pending ones unless all is set.
+// List returns requests, oldest first: the pending ones (the ledger's held actions), or
+// with all every request of the history window.
 func (s *Service) List(ctx context.Context, all bool) ([]Request, error) {
-	m, err := s.load(ctx)
-	if err != nil {
-		return nil, err
+	var rows []audit.Action
+	if all {
+		evs, err := s.o.Store.Query(ctx, audit.Filter{Type: audit.ApprovalRequested, Since: s.o.Now().Add(-s.o.History),
+			Limit: 100000, WithoutDetail: true})
+		if err != nil {
+			return nil, fmt.Errorf("read approvals: %w", err)
+		}
+		for _, ev := range evs {
+			row, err := s.o.Store.Action(ctx, ev.ActionID)
+			if errors.Is(err, audit.ErrNoAction) {
+				continue // from before the ledger
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read approvals: %w", err)
+			}
+			rows = append(rows, row)
+		}
+	} else {
+		var err error
+		rows, err = s.o.Store.Actions(ctx, audit.ActionFilter{States: []audit.State{audit.StateHeld}, Limit: 100000})
+		if err != nil {
+			return nil, fmt.Errorf("read approvals: %w", err)
+		}
+		s.pending.Set(float64(len(rows)))
 	}
 	out := []Request{}
-	n := 0
-	for _, r := range m {
-		if r.State == Pending {
-			n++
+	for i := range rows {
+		r, err := s.request(ctx, &rows[i])
+		if errors.Is(err, ErrNotFound) {
+			continue // a paused action, not one for people
 		}
-		if all || r.State == Pending {
-			out = append(out, *r)
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, *r)
 	}
-	s.pending.Set(float64(n))
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].RequestedAt.Equal(out[j].RequestedAt) {
 			return out[i].RequestedAt.Before(out[j].RequestedAt)
@@ -218,20 +247,48 @@ func (s *Service) List(ctx context.Context, all bool) ([]Request, error) {
 
 // Get returns one request.
 func (s *Service) Get(ctx context.Context, id string) (Request, error) {
-	m, err := s.load(ctx)
+	row, err := s.o.Store.Action(ctx, id)
+	if errors.Is(err, audit.ErrNoAction) {
+		return Request{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return Request{}, fmt.Errorf("read approvals: %w", err)
+	}
+	r, err := s.request(ctx, &row)
 	if err != nil {
 		return Request{}, err
 	}
-	r, ok := m[id]
-	if !ok {
-		return Request{}, fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
 	return *r, nil
+}
+
+// lost turns a lost compare-and-set into the answer a person gets: the request was
+// decided meanwhile, and how.
+func (s *Service) lost(ctx context.Context, id string, err error) error {
+	if !errors.Is(err, audit.ErrConflict) {
+		return err
+	}
+	if r, gerr := s.Get(ctx, id); gerr == nil {
+		if r.DecidedBy != "" {
+			return fmt.Errorf("%w: %s was %s by %s meanwhile", ErrNotPending, id, r.State, r.DecidedBy)
+		}
+		return fmt.Errorf("%w: %s is %s", ErrNotPending, id, r.State)
+	}
+	return fmt.Errorf("%w: %s: %v", ErrNotPending, id, err)
 }
 
 func (s *Service) event(r *Request, t audit.Type, key, actor, outcome string, d decisionDetail) audit.Event {
 	return audit.Event{Type: t, CorrelationID: r.corr, Node: r.Held.Request.Node, Kind: r.kind, Action: r.Held.Request.Action,
 		ActionID: r.ID, Actor: actor, Outcome: outcome, Key: key, Detail: mustJSON(d), Time: s.o.Now().UTC()}
+}
+
+// decide commits a decision's events with the row's move from held to to, at the
+// version the request was read at.
+func (s *Service) decide(ctx context.Context, r *Request, to audit.State, events ...audit.Event) error {
+	ch := audit.Change{ID: r.ID, From: []audit.State{audit.StateHeld}, Version: r.Version, To: to}
+	if _, err := s.o.Store.Commit(ctx, audit.Batch{Events: events, Changes: []audit.Change{ch}}); err != nil {
+		return s.lost(ctx, r.ID, err)
+	}
+	return nil
 }
 
 // open loads a request that is still pending, expiring it first when its TTL passed.
@@ -253,7 +310,8 @@ func (s *Service) open(ctx context.Context, id string) (*Request, error) {
 }
 
 // Approve records who approved and why; once enough people approved, the guards are
-// re-checked and the action runs (or is refused, audited).
+// re-checked and the action is planned (or refused, audited). It returns once that is
+// recorded: the action runs on its own, and its result follows in the log.
 func (s *Service) Approve(ctx context.Context, id string, who Identity, reason string) (Request, error) {
 	if !who.Role.Allows(Approver) {
 		return Request{}, fmt.Errorf("%w: %s is %s", ErrForbidden, who.Name, who.Role)
@@ -261,8 +319,6 @@ func (s *Service) Approve(ctx context.Context, id string, who Identity, reason s
 	if strings.TrimSpace(reason) == "" {
 		return Request{}, ErrNoReason
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	r, err := s.open(ctx, id)
 	if err != nil {
 		return Request{}, err
@@ -279,19 +335,15 @@ func (s *Service) Approve(ctx context.Context, id string, who Identity, reason s
 	if d.Vote < r.NeedVotes {
 		ev := s.event(r, audit.ApprovalGranted, fmt.Sprintf("approval-vote:%s:%s", id, who.Name), who.Actor(),
 			fmt.Sprintf("vote %d of %d", d.Vote, d.Of), d)
-		if _, err := s.o.Store.Append(ctx, ev); err != nil {
-			return Request{}, fmt.Errorf("record approval: %w", err)
+		if err := s.decide(ctx, r, audit.StateHeld, ev); err != nil {
+			return Request{}, err
 		}
 		return s.Get(ctx, id)
 	}
 	granted := s.event(r, audit.ApprovalGranted, decisionKey(id), who.Actor(), "approved", d)
-	req := r.Held.Request
-	c := guard.Candidate{ActionID: id, Action: req.Action, Node: req.Node, Kind: r.kind, SignalKey: r.Held.Signal.Key(),
-		Risk: r.Held.Decision.Risk, RequiresApproval: r.Held.Decision.RequiresApproval, Approved: true,
-		NodeFacts: r.Held.Node, Cluster: r.Held.Cluster}
 	v := guard.Verdict{Outcome: guard.Allow}
 	if s.o.Guards != nil {
-		v = s.o.Guards.Check(ctx, c)
+		v = s.o.Guards.Check(ctx, r.Held.Candidate(true))
 	}
 	switch v.Outcome {
 	case guard.Refuse, guard.Hold:
@@ -299,19 +351,17 @@ func (s *Service) Approve(ctx context.Context, id string, who Identity, reason s
 		h.Verdict = v
 		refused := s.event(r, audit.GuardRefused, "refused:"+id, audit.ActorEngine, string(v.Reason), decisionDetail{})
 		refused.Detail = mustJSON(h)
-		if _, err := s.o.Store.Append(ctx, granted, refused); err != nil {
-			return Request{}, fmt.Errorf("record approval: %w", err)
+		if err := s.decide(ctx, r, audit.StateRefused, granted, refused); err != nil {
+			return Request{}, err
 		}
 		s.o.Logger.Info("approved action refused by guards", "action_id", id, "by", who.Name, "reason", v.Reason)
 		out, _ := s.Get(ctx, id)
 		return out, fmt.Errorf("%w: %s: %s", ErrGuardRefused, v.Reason, v.Message)
-	case guard.DryRun:
-		req.DryRun = true
 	}
-	if err := s.o.Engine.Execute(ctx, req, r.kind, granted); err != nil {
-		return Request{}, err
+	if _, err := s.o.Engine.PlanApproved(ctx, id, r.Version, v.Outcome == guard.DryRun, granted); err != nil {
+		return Request{}, s.lost(ctx, id, err)
 	}
-	s.o.Logger.Info("action approved", "action_id", id, "by", who.Name, "action", req.Action, "node", req.Node)
+	s.o.Logger.Info("action approved", "action_id", id, "by", who.Name, "action", r.Held.Request.Action, "node", r.Held.Request.Node)
 	return s.Get(ctx, id)
 }
 
@@ -323,19 +373,13 @@ func (s *Service) Reject(ctx context.Context, id string, who Identity, reason st
 	if strings.TrimSpace(reason) == "" {
 		return Request{}, ErrNoReason
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	r, err := s.open(ctx, id)
 	if err != nil {
 		return Request{}, err
 	}
 	ev := s.event(r, audit.ApprovalRejected, decisionKey(id), who.Actor(), "rejected", decisionDetail{Reason: reason})
-	ins, err := s.o.Store.Append(ctx, ev)
-	if err != nil {
-		return Request{}, fmt.Errorf("record rejection: %w", err)
-	}
-	if !ins[0] {
-		return Request{}, fmt.Errorf("%w: %s was decided meanwhile", ErrNotPending, id)
+	if err := s.decide(ctx, r, audit.StateRejected, ev); err != nil {
+		return Request{}, err
 	}
 	s.o.Logger.Info("action rejected", "action_id", id, "by", who.Name)
 	return s.Get(ctx, id)
@@ -344,8 +388,8 @@ func (s *Service) Reject(ctx context.Context, id string, who Identity, reason st
 func (s *Service) expire(ctx context.Context, r *Request) error {
 	ev := s.event(r, audit.ApprovalExpired, decisionKey(r.ID), audit.ActorEngine, "expired",
 		decisionDetail{Reason: "no decision within " + s.o.Config.TTL.String()})
-	if _, err := s.o.Store.Append(ctx, ev); err != nil {
-		return fmt.Errorf("record expiry: %w", err)
+	if err := s.decide(ctx, r, audit.StateExpired, ev); err != nil {
+		return err
 	}
 	r.State = Expired
 	return nil
@@ -353,8 +397,6 @@ func (s *Service) expire(ctx context.Context, r *Request) error {
 
 // ExpireDue expires every pending request whose TTL passed and reports how many.
 func (s *Service) ExpireDue(ctx context.Context) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	list, err := s.List(ctx, false)
 	if err != nil {
 		return 0, err
@@ -366,6 +408,9 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 			continue
 		}
 		if err := s.expire(ctx, &list[i]); err != nil {
+			if errors.Is(err, ErrNotPending) {
+				continue // decided meanwhile: the person won
+			}
 			return n, err
 		}
 		n++

@@ -19,25 +19,25 @@ import (
 	"github.com/remedyhq/remedy/executors"
 )
 
-// runner records what the service asked to execute, as engine.Execute would.
+// runner plans what the service approved as engine.PlanApproved does (a compare-and-set
+// held → planned with the events), and records what it would run.
 type runner struct {
 	mu  sync.Mutex
 	st  audit.Store
-	ran []executors.Request
+	ran []string
 }
 
-func (r *runner) Execute(ctx context.Context, req executors.Request, kind string, evs ...audit.Event) error {
-	ev := audit.Event{Type: audit.ActionPlanned, ActionID: req.ID, Node: req.Node, Action: req.Action, Kind: kind, Key: "approved:" + req.ID}
-	ins, err := r.st.Append(ctx, append(evs, ev)...)
+func (r *runner) PlanApproved(ctx context.Context, id string, version int64, _ bool, evs ...audit.Event) (audit.Action, error) {
+	ev := audit.Event{Type: audit.ActionPlanned, ActionID: id, Key: "approved:" + id}
+	c, err := r.st.Commit(ctx, audit.Batch{Events: append(evs, ev),
+		Changes: []audit.Change{{ID: id, From: []audit.State{audit.StateHeld}, Version: version, To: audit.StatePlanned}}})
 	if err != nil {
-		return err
+		return audit.Action{}, err
 	}
-	if ins[len(evs)] {
-		r.mu.Lock()
-		r.ran = append(r.ran, req)
-		r.mu.Unlock()
-	}
-	return nil
+	r.mu.Lock()
+	r.ran = append(r.ran, id)
+	r.mu.Unlock()
+	return c.Actions[0], nil
 }
 
 // checker answers with a fixed verdict.
@@ -76,8 +76,13 @@ func (f *fixture) hold(t *testing.T, id, node string, risk policy.Risk, requeste
 		Decision: policy.Decision{Action: "node.cordon", Risk: risk, Reason: "frozen"}, Signal: s,
 		Verdict: guard.Verdict{Outcome: guard.Hold, Reason: guard.ReasonRisk}, Requester: requester}
 	d, _ := json.Marshal(h)
-	if _, err := f.st.Append(context.Background(), audit.Event{Type: audit.ApprovalRequested, ActionID: id, Node: node,
-		Kind: "vm_freeze", Action: "node.cordon", CorrelationID: "c-" + id, Actor: requester, Key: "action:" + id, Detail: d}); err != nil {
+	req, _ := json.Marshal(h.Request)
+	if _, err := f.st.Commit(context.Background(), audit.Batch{
+		Events: []audit.Event{{Type: audit.ApprovalRequested, ActionID: id, Node: node,
+			Kind: "vm_freeze", Action: "node.cordon", CorrelationID: "c-" + id, Actor: requester, Key: "action:" + id, Detail: d}},
+		Changes: []audit.Change{{Create: &audit.Action{ID: id, Node: node, Action: "node.cordon", Kind: "vm_freeze",
+			CorrelationID: "c-" + id, State: audit.StateHeld, Request: req, Held: d}}},
+	}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -38,9 +39,16 @@ const (
 	ApprovalGranted   Type = "approval.granted"
 	ApprovalRejected  Type = "approval.rejected"
 	ApprovalExpired   Type = "approval.expired"
-	Dispatched        Type = "action.dispatched"
+	// ActionPaused: the kill switch or a breaker stopped the action; it waits in the
+	// ledger (state paused) and is re-checked by the guards after resume.
+	ActionPaused Type = "action.paused"
+	Dispatched   Type = "action.dispatched"
 	// ActionResult carries the executor's outcome with the before/after state in Detail.
 	ActionResult Type = "action.result"
+	// ResultRefused: a result the engine did not accept (unknown action, another node's,
+	// a stale attempt, sent on another node's subject, undecodable), with the reason and
+	// the subject it came on.
+	ResultRefused Type = "result.refused"
 	// Verification: whether the condition cleared after the action.
 	Verification   Type = "verification"
 	PolicyLoaded   Type = "policy.loaded"
@@ -54,7 +62,7 @@ const (
 // Types lists every event type, in incident order.
 func Types() []Type {
 	return []Type{SignalReceived, SignalRejected, Decision, GuardRefused, ActionPlanned, ActionRejected,
-		ApprovalRequested, ApprovalGranted, ApprovalRejected, ApprovalExpired, Dispatched, ActionResult,
+		ApprovalRequested, ApprovalGranted, ApprovalRejected, ApprovalExpired, ActionPaused, Dispatched, ActionResult, ResultRefused,
 		Verification, PolicyLoaded, PolicyRejected, Paused, Resumed, RetentionCheckpoint}
 }
 
@@ -139,9 +147,8 @@ type Store interface {
 	// Undecided returns signal.received events after seq afterSeq that have no
 	// decision yet (oldest first), for recovery after a crash.
 	Undecided(ctx context.Context, afterSeq int64, limit int) ([]Event, error)
-	// Undispatched returns action.planned events after seq afterSeq that were neither
-	// dispatched nor answered with a result (oldest first).
-	Undispatched(ctx context.Context, afterSeq int64, limit int) ([]Event, error)
+	// Ledger is the action ledger, committed with the events that record its changes.
+	Ledger
 	Close() error
 }
 
@@ -185,6 +192,21 @@ var (
 	// ErrNoSigner: retention needs a key to sign its checkpoint.
 	ErrNoSigner = errors.New("audit retention needs a checkpoint key")
 )
+
+// ActionKey is the Key of an action's first disposition (planned, held, paused, refused).
+func ActionKey(id string) string { return "action:" + id }
+
+// DispatchedKey is the Key of an action's dispatch record for an attempt.
+func DispatchedKey(id string, attempt int) string {
+	if attempt <= 1 {
+		return "dispatched:" + id
+	}
+	return fmt.Sprintf("dispatched:%s:%d", id, attempt)
+}
+
+// ResultKey is the Key of an action's result with a status: a refusal of a forged copy
+// of an action must not take the place of the real action's result.
+func ResultKey(id, status string) string { return "result:" + id + ":" + status }
 
 // DecisionKey is the Key of the decision event of a signal key.
 func DecisionKey(signalKey string) string { return "decision:" + signalKey }

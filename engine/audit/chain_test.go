@@ -301,20 +301,20 @@ func TestFollowStopsOnCallbackError(t *testing.T) {
 }
 
 func TestGroupCommitterClose(t *testing.T) {
-	g := audit.NewGroupCommitter(10, func(_ context.Context, b [][]audit.Event) ([][]bool, error) {
-		out := make([][]bool, len(b))
+	g := audit.NewGroupCommitter(10, func(_ context.Context, b []audit.Batch) ([]audit.Committed, []error, error) {
+		out := make([]audit.Committed, len(b))
 		for i := range b {
-			out[i] = make([]bool, len(b[i]))
+			out[i].Inserted = make([]bool, len(b[i].Events))
 		}
-		return out, nil
+		return out, nil, nil
 	})
-	if _, err := g.Append(context.Background(), []audit.Event{{Type: audit.Decision}}); err != nil {
+	if _, err := g.Commit(context.Background(), audit.Batch{Events: []audit.Event{{Type: audit.Decision}}}); err != nil {
 		t.Fatal(err)
 	}
 	if !g.Close() || g.Close() {
 		t.Fatal("first Close must report true, the second false")
 	}
-	if _, err := g.Append(context.Background(), []audit.Event{{Type: audit.Decision}}); !errors.Is(err, audit.ErrClosed) {
+	if _, err := g.Commit(context.Background(), audit.Batch{Events: []audit.Event{{Type: audit.Decision}}}); !errors.Is(err, audit.ErrClosed) {
 		t.Fatalf("append after close: err = %v", err)
 	}
 }
@@ -354,16 +354,16 @@ func TestParseKey(t *testing.T) {
 // outcome: an error must mean the events were not written.
 func TestGroupCommitterWaitsForQueuedCommit(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
-	g := audit.NewGroupCommitter(10, func(_ context.Context, b [][]audit.Event) ([][]bool, error) {
+	g := audit.NewGroupCommitter(10, func(_ context.Context, b []audit.Batch) ([]audit.Committed, []error, error) {
 		close(started)
 		<-release
-		return [][]bool{{true}}, nil
+		return []audit.Committed{{Inserted: []bool{true}}}, nil, nil
 	})
 	defer g.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := g.Append(ctx, []audit.Event{{Type: audit.Decision}})
+		_, err := g.Commit(ctx, audit.Batch{Events: []audit.Event{{Type: audit.Decision}}})
 		done <- err
 	}()
 	<-started

@@ -9,10 +9,10 @@ import (
 // everything waiting in a single transaction: with one fsync per commit, throughput grows
 // with concurrency instead of being capped at the disk's fsync rate.
 type GroupCommitter struct {
-	commit   func(ctx context.Context, batches [][]Event) ([][]bool, error)
+	commit   func(ctx context.Context, batches []Batch) ([]Committed, []error, error)
 	maxBatch int
 	reqs     chan *commitReq
-	// bulk holds the appends made under Deferrable contexts: they ride in a commit
+	// bulk holds the Deferred batches: they ride in a commit
 	// only beside what is urgent, up to maxBulk events, so that acknowledging intake
 	// does not queue behind a backlog of decisions.
 	bulk   chan *commitReq
@@ -24,33 +24,20 @@ type GroupCommitter struct {
 }
 
 type commitReq struct {
-	events []Event
-	bulk   bool
-	done   chan commitRes
-}
-
-type deferrableKey struct{}
-
-// Deferrable marks the appends made with ctx as work that may wait behind urgent
-// appends (the engine's decisions, which nobody is waiting to be acknowledged): they
-// are committed as durably, but after what is queued without the mark.
-func Deferrable(ctx context.Context) context.Context {
-	return context.WithValue(ctx, deferrableKey{}, true)
-}
-
-func isDeferrable(ctx context.Context) bool {
-	v, _ := ctx.Value(deferrableKey{}).(bool)
-	return v
+	b    Batch
+	n    int // events and changes: the batch's weight in a commit
+	done chan commitRes
 }
 
 type commitRes struct {
-	inserted []bool
-	err      error
+	c   Committed
+	err error
 }
 
-// NewGroupCommitter starts the writer. commit receives the waiting calls' event lists
-// and must write them in one transaction.
-func NewGroupCommitter(maxBatch int, commit func(ctx context.Context, batches [][]Event) ([][]bool, error)) *GroupCommitter {
+// NewGroupCommitter starts the writer. commit receives the waiting calls' batches and
+// must write them in one transaction, returning per batch what it wrote or why that
+// batch alone was not written (a *Conflict), or an error for the whole transaction.
+func NewGroupCommitter(maxBatch int, commit func(ctx context.Context, batches []Batch) ([]Committed, []error, error)) *GroupCommitter {
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &GroupCommitter{commit: commit, maxBatch: maxBatch, reqs: make(chan *commitReq, 4096), bulk: make(chan *commitReq, 4096),
 		ctx: ctx, cancel: cancel, closed: make(chan struct{})}
@@ -59,35 +46,35 @@ func NewGroupCommitter(maxBatch int, commit func(ctx context.Context, batches []
 	return g
 }
 
-// Append queues events and waits for their commit.
-func (g *GroupCommitter) Append(ctx context.Context, events []Event) ([]bool, error) {
-	if len(events) == 0 {
-		return nil, nil
+// Commit queues a batch and waits for its commit.
+func (g *GroupCommitter) Commit(ctx context.Context, b Batch) (Committed, error) {
+	if len(b.Events) == 0 && len(b.Changes) == 0 {
+		return Committed{}, nil
 	}
-	r := &commitReq{events: events, bulk: isDeferrable(ctx), done: make(chan commitRes, 1)}
+	r := &commitReq{b: b, n: len(b.Events) + len(b.Changes), done: make(chan commitRes, 1)}
 	q := g.reqs
-	if r.bulk {
+	if b.Deferred {
 		q = g.bulk
 	}
 	select {
 	case q <- r:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return Committed{}, ctx.Err()
 	case <-g.ctx.Done():
-		return nil, ErrClosed
+		return Committed{}, ErrClosed
 	}
 	// Once queued, the events are committed (or not) whatever ctx does: wait for the
 	// outcome, so that an error always means "not written" and a caller that returns
 	// has its events visible to the next reader. A commit is bounded by the database.
 	select {
 	case res := <-r.done:
-		return res.inserted, res.err
+		return res.c, res.err
 	case <-g.closed:
 		select {
 		case res := <-r.done:
-			return res.inserted, res.err
+			return res.c, res.err
 		default:
-			return nil, ErrClosed
+			return Committed{}, ErrClosed
 		}
 	}
 }
@@ -116,8 +103,8 @@ const maxBulk = 256
 // then deferrable ones, fewer when urgent calls are waiting for this commit.
 func (g *GroupCommitter) collect(first *commitReq) []*commitReq {
 	batch := []*commitReq{first}
-	n, bulk := len(first.events), 0
-	if first.bulk {
+	n, bulk := first.n, 0
+	if first.b.Deferred {
 		bulk = n
 	}
 urgent:
@@ -125,7 +112,7 @@ urgent:
 		select {
 		case r := <-g.reqs:
 			batch = append(batch, r)
-			n += len(r.events)
+			n += r.n
 		default:
 			break urgent
 		}
@@ -138,8 +125,8 @@ urgent:
 		select {
 		case r := <-g.bulk:
 			batch = append(batch, r)
-			n += len(r.events)
-			bulk += len(r.events)
+			n += r.n
+			bulk += r.n
 		default:
 			return batch
 		}
@@ -148,17 +135,20 @@ urgent:
 }
 
 func (g *GroupCommitter) flush(batch []*commitReq) {
-	lists := make([][]Event, len(batch))
+	lists := make([]Batch, len(batch))
 	for i, r := range batch {
-		lists[i] = r.events
+		lists[i] = r.b
 	}
-	ins, err := g.commit(context.Background(), lists)
+	out, errs, err := g.commit(context.Background(), lists)
 	for i, r := range batch {
-		if err != nil {
+		switch {
+		case err != nil:
 			r.done <- commitRes{err: err}
-			continue
+		case errs != nil && errs[i] != nil:
+			r.done <- commitRes{err: errs[i]}
+		default:
+			r.done <- commitRes{c: out[i]}
 		}
-		r.done <- commitRes{inserted: ins[i]}
 	}
 }
 

@@ -15,12 +15,12 @@ func TestGroupCommitterPutsUrgentFirst(t *testing.T) {
 	release := make(chan struct{})
 	var mu sync.Mutex
 	var commits [][]string // the event types of each commit, in order
-	g := audit.NewGroupCommitter(2048, func(_ context.Context, batches [][]audit.Event) ([][]bool, error) {
+	g := audit.NewGroupCommitter(2048, func(_ context.Context, batches []audit.Batch) ([]audit.Committed, []error, error) {
 		var types []string
-		out := make([][]bool, len(batches))
+		out := make([]audit.Committed, len(batches))
 		for i, b := range batches {
-			out[i] = make([]bool, len(b))
-			for _, e := range b {
+			out[i].Inserted = make([]bool, len(b.Events))
+			for _, e := range b.Events {
 				types = append(types, string(e.Type))
 			}
 		}
@@ -31,26 +31,26 @@ func TestGroupCommitterPutsUrgentFirst(t *testing.T) {
 		if first {
 			<-release // hold the first commit while the others queue
 		}
-		return out, nil
+		return out, nil, nil
 	})
 	defer g.Close()
 	bg := context.Background()
 	var wg sync.WaitGroup
-	appendN := func(ctx context.Context, typ audit.Type, n int) {
+	appendN := func(deferred bool, typ audit.Type, n int) {
 		for range n {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, err := g.Append(ctx, []audit.Event{{Type: typ}}); err != nil {
+				if _, err := g.Commit(bg, audit.Batch{Events: []audit.Event{{Type: typ}}, Deferred: deferred}); err != nil {
 					t.Error(err)
 				}
 			}()
 		}
 	}
-	appendN(bg, "first", 1)
+	appendN(false, "first", 1)
 	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(commits) == 1 })
-	appendN(audit.Deferrable(bg), "decision", 600)
-	appendN(bg, "signal", 5)
+	appendN(true, "decision", 600)
+	appendN(false, "signal", 5)
 	time.Sleep(200 * time.Millisecond) // let every append queue
 	close(release)
 	wg.Wait()

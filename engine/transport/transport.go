@@ -49,18 +49,18 @@ func (d Dispatcher) Dispatch(ctx context.Context, req executors.Request) error {
 	return bus.Publish(ctx, d.JS, bus.ActionSubject(req.Node), "action:"+req.ID, b)
 }
 
-// SignalHandler decides one signal before returning (engine.Engine.Handle).
+// SignalHandler decides one signal before returning (engine.Engine.Handle) and records
+// the messages that cannot be signals (engine.Engine.Reject).
 type SignalHandler interface {
 	Handle(ctx context.Context, s signal.Signal) error
+	Reject(ctx context.Context, source, subject, key, reason string, raw json.RawMessage) error
 }
 
-// RejectSink records an undecodable event (engine.Engine.Submit records invalid
-// signals as rejected).
-type RejectSink = signal.Sink
-
-// ConsumeSignals runs the signal intake until ctx ends. Undecodable events are recorded
-// as rejected through sink and terminated; an event is acked once decided.
-func ConsumeSignals(ctx context.Context, js jetstream.JetStream, h SignalHandler, rejects RejectSink, log *slog.Logger) error {
+// ConsumeSignals runs the signal intake until ctx ends. A message is acked once decided.
+// Undecodable events, and events whose node is not the node their subject names (the
+// subject is what a node's NATS credentials confine it to), are recorded as rejected
+// with the reason and terminated.
+func ConsumeSignals(ctx context.Context, js jetstream.JetStream, h SignalHandler, log *slog.Logger) error {
 	cfg := jetstream.ConsumerConfig{
 		Durable:       SignalsConsumer,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -69,16 +69,20 @@ func ConsumeSignals(ctx context.Context, js jetstream.JetStream, h SignalHandler
 	}
 	return consumeForever(ctx, js, bus.StreamSignals, cfg, log, func(ctx context.Context, msg jetstream.Msg) error {
 		s, err := signal.DecodeCloudEvent(msg.Data())
+		if err == nil && msg.Subject() != s.Subject() {
+			err = fmt.Errorf("the event is for node %q (kind %q) but came on %s: a node may only report itself", s.Node, s.Kind, msg.Subject())
+		}
 		if err != nil {
 			log.Warn("rejected signal event", "subject", msg.Subject(), "err", err)
-			bad := signal.Signal{Source: "nats", Status: "invalid", Labels: map[string]string{"subject": msg.Subject(), "error": err.Error()}}
+			key := msg.Subject()
 			if meta, merr := msg.Metadata(); merr == nil {
-				bad.Fingerprint = fmt.Sprintf("%s/%d", meta.Stream, meta.Sequence.Stream)
+				key = fmt.Sprintf("%s/%d", meta.Stream, meta.Sequence.Stream)
 			}
+			var raw json.RawMessage
 			if len(msg.Data()) <= signal.MaxEventSize {
-				bad.Raw = rawOrString(msg.Data())
+				raw = rawOrString(msg.Data())
 			}
-			if err := rejects.Submit(ctx, []signal.Signal{bad}); err != nil {
+			if err := h.Reject(ctx, "nats", msg.Subject(), "nats:"+key, err.Error(), raw); err != nil {
 				return err // not recorded: redeliver
 			}
 			return bus.ErrTerminal
@@ -87,13 +91,15 @@ func ConsumeSignals(ctx context.Context, js jetstream.JetStream, h SignalHandler
 	})
 }
 
-// ResultRecorder audits a result (engine.Engine.RecordResult).
-type ResultRecorder interface {
-	RecordResult(ctx context.Context, r executors.Result) error
+// ResultAcceptor records a result message, or why it refused it
+// (engine.Engine.AcceptResult).
+type ResultAcceptor interface {
+	AcceptResult(ctx context.Context, subject string, data []byte) error
 }
 
-// ConsumeResults runs the result intake until ctx ends.
-func ConsumeResults(ctx context.Context, js jetstream.JetStream, rec ResultRecorder, log *slog.Logger) error {
+// ConsumeResults runs the result intake until ctx ends: every message, decodable or
+// not, is handed to the acceptor with its subject, and acked once recorded.
+func ConsumeResults(ctx context.Context, js jetstream.JetStream, rec ResultAcceptor, log *slog.Logger) error {
 	cfg := jetstream.ConsumerConfig{
 		Durable:       ResultsConsumer,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -101,12 +107,7 @@ func ConsumeResults(ctx context.Context, js jetstream.JetStream, rec ResultRecor
 		MaxAckPending: 4 * Workers,
 	}
 	return consumeForever(ctx, js, bus.StreamResults, cfg, log, func(ctx context.Context, msg jetstream.Msg) error {
-		var r executors.Result
-		if err := json.Unmarshal(msg.Data(), &r); err != nil || r.ID == "" {
-			log.Warn("undecodable result dropped", "subject", msg.Subject(), "err", err)
-			return bus.ErrTerminal
-		}
-		return rec.RecordResult(ctx, r)
+		return rec.AcceptResult(ctx, msg.Subject(), msg.Data())
 	})
 }
 

@@ -59,6 +59,10 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"Export", testExport},
 		{"Follow", testFollow},
 		{"Timeline", testTimeline},
+		{"LedgerCompareAndSet", testLedgerCAS},
+		{"LedgerAtomicWithEvents", testLedgerAtomic},
+		{"LedgerQueries", testLedgerQueries},
+		{"LedgerRacesTwoWriters", testLedgerRaces},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -276,9 +280,6 @@ func testRecovery(s *suite) {
 		{"undecided", st.Undecided, 0, 10, []string{"signal:b", "signal:c"}},
 		{"undecided limit", st.Undecided, 0, 1, []string{"signal:b"}},
 		{"undecided after seq", st.Undecided, 2, 10, []string{"signal:c"}},
-		{"undispatched", st.Undispatched, 0, 10, []string{"action:p3", "action:p4"}},
-		{"undispatched limit", st.Undispatched, 0, 1, []string{"action:p3"}},
-		{"undispatched after seq", st.Undispatched, 7, 10, []string{"action:p4"}},
 	} {
 		got, err := tc.fn(context.Background(), tc.after, tc.limit)
 		if err != nil {
@@ -690,5 +691,196 @@ func testTimeline(s *suite) {
 	}
 	if !reflect.DeepEqual(got, steps) {
 		s.t.Fatalf("timeline = %v, want %v", got, steps)
+	}
+}
+
+func (s *suite) commit(st audit.Store, b audit.Batch) (audit.Committed, error) {
+	s.t.Helper()
+	return st.Commit(context.Background(), b)
+}
+
+func newAction(id, node string) *audit.Action {
+	return &audit.Action{ID: id, Node: node, Action: "node.cordon", CorrelationID: "c-" + id, State: audit.StateHeld,
+		Deadline: t0.Add(time.Hour), Request: []byte(`{"id":"` + id + `"}`)}
+}
+
+// A transition applies only from the states it names (and the version it read); a
+// create of an existing id does nothing.
+func testLedgerCAS(s *suite) {
+	st := s.open()
+	c, err := s.commit(st, audit.Batch{Changes: []audit.Change{{Create: newAction("a1", "n1")}}})
+	if err != nil || !c.Created[0] || c.Actions[0].Version != 1 || c.Actions[0].Attempt != 1 || c.Actions[0].State != audit.StateHeld {
+		s.t.Fatalf("create = %+v, %v", c, err)
+	}
+	again, err := s.commit(st, audit.Batch{Changes: []audit.Change{{Create: newAction("a1", "n1")}}})
+	if err != nil || again.Created[0] || again.Actions[0].Version != 1 {
+		s.t.Fatalf("second create = %+v, %v; want no change", again, err)
+	}
+	ok, err := s.commit(st, audit.Batch{Changes: []audit.Change{audit.Transition("a1", audit.StatePlanned, audit.StateHeld)}})
+	if err != nil || ok.Actions[0].State != audit.StatePlanned || ok.Actions[0].Version != 2 {
+		s.t.Fatalf("held->planned = %+v, %v", ok, err)
+	}
+	_, err = s.commit(st, audit.Batch{Changes: []audit.Change{audit.Transition("a1", audit.StateRejected, audit.StateHeld)}})
+	var conflict *audit.Conflict
+	if !errors.As(err, &conflict) || !errors.Is(err, audit.ErrConflict) || conflict.Current == nil || conflict.Current.State != audit.StatePlanned {
+		s.t.Fatalf("held->rejected of a planned action = %v; want a conflict naming planned", err)
+	}
+	if want := "action ledger conflict: action a1 is planned, not held"; err.Error() != want {
+		s.t.Fatalf("conflict says %q, want %q", err, want)
+	}
+	stale := audit.Transition("a1", audit.StateDispatched, audit.StatePlanned)
+	stale.Version = 1
+	if _, err := s.commit(st, audit.Batch{Changes: []audit.Change{stale}}); !errors.Is(err, audit.ErrConflict) {
+		s.t.Fatalf("a transition at a stale version = %v; want a conflict", err)
+	}
+	if _, err := s.commit(st, audit.Batch{Changes: []audit.Change{audit.Transition("nope", audit.StatePlanned, audit.StateHeld)}}); !errors.Is(err, audit.ErrConflict) {
+		s.t.Fatalf("a transition of a missing action = %v; want a conflict", err)
+	}
+	a, err := st.Action(context.Background(), "a1")
+	if err != nil || a.State != audit.StatePlanned || a.Version != 2 || a.Node != "n1" || a.Partition != audit.Partition("n1") ||
+		string(a.Request) != `{"id":"a1"}` || !a.Deadline.Equal(t0.Add(time.Hour)) {
+		s.t.Fatalf("row = %+v, %v", a, err)
+	}
+	if _, err := st.Action(context.Background(), "nope"); !errors.Is(err, audit.ErrNoAction) {
+		s.t.Fatalf("missing row = %v", err)
+	}
+}
+
+// A batch whose compare fails writes nothing, its events included; the other batches of
+// the same group commit are written.
+func testLedgerAtomic(s *suite) {
+	st := s.open()
+	s.commit(st, audit.Batch{Changes: []audit.Change{{Create: newAction("a1", "n1")}, {Create: newAction("a2", "n1")}}})
+	var wg sync.WaitGroup
+	results := make([]error, 40)
+	for i := range results {
+		wg.Go(func() {
+			id := "a1"
+			if i%2 == 1 {
+				id = "a2"
+			}
+			b := audit.Batch{Events: []audit.Event{{Type: audit.ApprovalGranted, ActionID: id, Key: fmt.Sprintf("vote:%d", i)}},
+				Changes: []audit.Change{audit.Transition(id, audit.StatePlanned, audit.StateHeld)}}
+			_, results[i] = st.Commit(context.Background(), b)
+		})
+	}
+	wg.Wait()
+	won := map[string]int{}
+	for i, err := range results {
+		switch {
+		case err == nil:
+			won[[]string{"a1", "a2"}[i%2]]++
+		case !errors.Is(err, audit.ErrConflict):
+			s.t.Fatal(err)
+		}
+	}
+	if won["a1"] != 1 || won["a2"] != 1 {
+		s.t.Fatalf("winners = %v; want one per action", won)
+	}
+	if evs := s.query(st, audit.Filter{Type: audit.ApprovalGranted}); len(evs) != 2 {
+		s.t.Fatalf("%d approval events written; want only the winners' 2", len(evs))
+	}
+	// A failed change undoes the batch's earlier changes too.
+	_, err := s.commit(st, audit.Batch{Changes: []audit.Change{
+		audit.Transition("a1", audit.StateDispatched, audit.StatePlanned),
+		audit.Transition("a2", audit.StateDispatched, audit.StateHeld), // a2 is planned: fails
+	}})
+	if !errors.Is(err, audit.ErrConflict) {
+		s.t.Fatalf("err = %v", err)
+	}
+	if a, _ := st.Action(context.Background(), "a1"); a.State != audit.StatePlanned {
+		s.t.Fatalf("a1 is %s after a failed batch; want planned", a.State)
+	}
+	if rep := s.verify(st); !rep.OK() {
+		s.t.Fatalf("verify = %+v", rep)
+	}
+}
+
+func testLedgerQueries(s *suite) {
+	st := s.open()
+	var changes []audit.Change
+	for i := range 6 {
+		a := newAction(fmt.Sprintf("q%d", i), fmt.Sprintf("n%d", i%2))
+		a.State = []audit.State{audit.StateHeld, audit.StatePlanned, audit.StateDispatched}[i%3]
+		changes = append(changes, audit.Change{Create: a})
+	}
+	s.commit(st, audit.Batch{Changes: changes})
+	got, err := st.Actions(context.Background(), audit.ActionFilter{States: []audit.State{audit.StatePlanned, audit.StateDispatched}})
+	if err != nil || len(got) != 4 {
+		s.t.Fatalf("planned+dispatched = %d rows, %v; want 4", len(got), err)
+	}
+	got, _ = st.Actions(context.Background(), audit.ActionFilter{States: []audit.State{audit.StateHeld}, Node: "n0"})
+	if len(got) != 1 || got[0].ID != "q0" {
+		s.t.Fatalf("held on n0 = %+v", got)
+	}
+	got, _ = st.Actions(context.Background(), audit.ActionFilter{Limit: 2})
+	if len(got) != 2 {
+		s.t.Fatalf("limit 2 = %d rows", len(got))
+	}
+	got, _ = st.Actions(context.Background(), audit.ActionFilter{Partitions: []int{audit.Partition("n1")}})
+	if len(got) != 3 {
+		s.t.Fatalf("partition of n1 = %d rows; want 3", len(got))
+	}
+	got, _ = st.Actions(context.Background(), audit.ActionFilter{UpdatedBefore: time.Unix(0, 1)})
+	if len(got) != 0 {
+		s.t.Fatalf("updated before 1970 = %d rows", len(got))
+	}
+}
+
+// Two stores on one database (two replicas) race approve, reject and expire on the same
+// actions: every action ends in exactly one final decision, and the loser's events are
+// not written.
+func testLedgerRaces(s *suite) {
+	stores := []audit.Log{s.open(), s.open()}
+	const n = 100
+	var changes []audit.Change
+	for i := range n {
+		changes = append(changes, audit.Change{Create: newAction(fmt.Sprintf("r%d", i), "n1")})
+	}
+	if _, err := s.commit(stores[0], audit.Batch{Changes: changes}); err != nil {
+		s.t.Fatal(err)
+	}
+	outcomes := []struct {
+		typ audit.Type
+		to  audit.State
+	}{{audit.ApprovalGranted, audit.StatePlanned}, {audit.ApprovalRejected, audit.StateRejected}, {audit.ApprovalExpired, audit.StateExpired}}
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*n)
+	for i := range n {
+		id := fmt.Sprintf("r%d", i)
+		for j, o := range outcomes {
+			wg.Go(func() {
+				b := audit.Batch{Events: []audit.Event{{Type: o.typ, ActionID: id, Key: fmt.Sprintf("%s:%s", o.typ, id)}},
+					Changes: []audit.Change{audit.Transition(id, o.to, audit.StateHeld)}}
+				if _, err := stores[(i+j)%2].Commit(context.Background(), b); err != nil && !errors.Is(err, audit.ErrConflict) {
+					errs <- err
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		s.t.Fatal(err)
+	}
+	evs := s.query(stores[1], audit.Filter{Types: []audit.Type{audit.ApprovalGranted, audit.ApprovalRejected, audit.ApprovalExpired}, Limit: 10 * n})
+	if len(evs) != n {
+		s.t.Fatalf("%d decisions recorded for %d actions; want exactly one each", len(evs), n)
+	}
+	byID := map[string]audit.Type{}
+	for _, e := range evs {
+		byID[e.ActionID] = e.Type
+	}
+	for i := range n {
+		id := fmt.Sprintf("r%d", i)
+		a, err := stores[i%2].Action(context.Background(), id)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		want := map[audit.Type]audit.State{audit.ApprovalGranted: audit.StatePlanned, audit.ApprovalRejected: audit.StateRejected,
+			audit.ApprovalExpired: audit.StateExpired}[byID[id]]
+		if a.State != want || a.Version != 2 {
+			s.t.Fatalf("%s: ledger says %s (v%d), the log says %s", id, a.State, a.Version, byID[id])
+		}
 	}
 }

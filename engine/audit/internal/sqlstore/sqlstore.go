@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -45,7 +46,39 @@ func Schema(seqType string) []string {
 		`CREATE INDEX IF NOT EXISTS audit_events_action ON audit_events(action, seq)`,
 		`CREATE INDEX IF NOT EXISTS audit_events_type ON audit_events(type, seq)`,
 		`CREATE INDEX IF NOT EXISTS audit_events_action_id ON audit_events(action_id) WHERE action_id <> ''`,
+		`CREATE TABLE IF NOT EXISTS actions (
+	id             TEXT PRIMARY KEY,
+	node           TEXT NOT NULL,
+	action         TEXT NOT NULL,
+	kind           TEXT NOT NULL DEFAULT '',
+	correlation_id TEXT NOT NULL DEFAULT '',
+	params_digest  TEXT NOT NULL DEFAULT '',
+	node_partition INTEGER NOT NULL,          -- audit.Partition(node)
+	attempt        INTEGER NOT NULL,
+	state          TEXT NOT NULL,
+	version        BIGINT NOT NULL,           -- +1 on every change: the compare-and-set's token
+	deadline       BIGINT NOT NULL DEFAULT 0, -- unix nanoseconds, 0 for none
+	created        BIGINT NOT NULL,
+	updated        BIGINT NOT NULL,
+	request        TEXT,
+	held           TEXT
+)`,
+		`CREATE INDEX IF NOT EXISTS actions_state ON actions(state, updated)`,
+		`CREATE INDEX IF NOT EXISTS actions_node ON actions(node, state)`,
 	}
+}
+
+// ActionColumns are the ledger's columns in the order scanAction and actionValues use.
+var ActionColumns = []string{"id", "node", "action", "kind", "correlation_id", "params_digest", "node_partition", "attempt",
+	"state", "version", "deadline", "created", "updated", "request", "held"}
+
+func actionValues(a *audit.Action) []any {
+	var dl int64
+	if !a.Deadline.IsZero() {
+		dl = a.Deadline.UnixNano()
+	}
+	return []any{a.ID, a.Node, a.Action, a.Kind, a.CorrelationID, a.ParamsDigest, a.Partition, a.Attempt, string(a.State),
+		a.Version, dl, a.Created.UnixNano(), a.Updated.UnixNano(), nullable(string(a.Request)), nullable(string(a.Held))}
 }
 
 // Columns are the table's columns in the order Scan and Values use.
@@ -126,14 +159,15 @@ func New(db DB, ph func(n int) string, opts audit.Options) *Store {
 	return s
 }
 
-// Append implements audit.Store.
+// Append implements audit.Store: a batch of events alone, urgent.
 func (s *Store) Append(ctx context.Context, events ...audit.Event) ([]bool, error) {
 	for i := range events {
 		if err := audit.Normalize(&events[i]); err != nil {
 			return nil, fmt.Errorf("audit append: event %d: %w", i, err)
 		}
 	}
-	return s.gc.Append(ctx, events)
+	c, err := s.gc.Commit(ctx, audit.Batch{Events: events})
+	return c.Inserted, err
 }
 
 type head struct {
@@ -141,24 +175,208 @@ type head struct {
 	hash string
 }
 
-func (s *Store) commit(ctx context.Context, batches [][]audit.Event) ([][]bool, error) {
-	var out [][]bool
+// Commit implements audit.Ledger.
+func (s *Store) Commit(ctx context.Context, b audit.Batch) (audit.Committed, error) {
+	for i := range b.Events {
+		if err := audit.Normalize(&b.Events[i]); err != nil {
+			return audit.Committed{}, fmt.Errorf("audit commit: event %d: %w", i, err)
+		}
+	}
+	return s.gc.Commit(ctx, b)
+}
+
+// commit writes the batches of one group commit in one transaction: first the ledger's
+// compare-and-sets, batch by batch in order (a batch whose compare fails is left out
+// whole, its events included), then the events of the batches that stand, chained.
+func (s *Store) commit(ctx context.Context, batches []audit.Batch) ([]audit.Committed, []error, error) {
 	var rows []audit.Event
+	var out []audit.Committed
+	var errs []error
 	err := s.db.Write(ctx, func(tx Tx) error {
-		h, seen, err := s.headAndKeys(ctx, tx, batches)
+		out, errs = make([]audit.Committed, len(batches)), nil
+		now := s.clock().UTC()
+		ledger, err := s.readLedger(ctx, tx, batches)
 		if err != nil {
 			return err
 		}
-		rows, out = chain(h, batches, seen, s.clock().UTC())
+		changed := map[string]bool{}
+		events := make([][]audit.Event, len(batches))
+		for i := range batches {
+			b := &batches[i]
+			if len(b.Changes) > 0 {
+				created, acts, err := audit.Apply(ledger, b.Changes, now)
+				if err != nil {
+					if errs == nil {
+						errs = make([]error, len(batches))
+					}
+					errs[i] = err
+					continue
+				}
+				out[i].Created, out[i].Actions = created, acts
+				for j, c := range created {
+					if c {
+						changed[acts[j].ID] = true
+					}
+				}
+			}
+			events[i] = b.Events
+		}
+		h, seen, err := s.headAndKeys(ctx, tx, events)
+		if err != nil {
+			return err
+		}
+		var ins [][]bool
+		rows, ins = chain(h, events, seen, now)
+		for i := range out {
+			out[i].Inserted = ins[i]
+		}
+		if err := s.writeLedger(ctx, tx, ledger, changed); err != nil {
+			return err
+		}
 		return tx.Insert(ctx, rows)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("audit commit: %w", err)
+		return nil, nil, fmt.Errorf("audit commit: %w", err)
 	}
 	if s.recent != nil {
 		s.recent.add(rows)
 	}
-	return out, nil
+	return out, errs, nil
+}
+
+// readLedger reads, inside the commit's transaction, the rows the batches change.
+func (s *Store) readLedger(ctx context.Context, tx Tx, batches []audit.Batch) (map[string]*audit.Action, error) {
+	var ids []any
+	seen := map[string]bool{}
+	for i := range batches {
+		for _, id := range batches[i].ChangedIDs() {
+			if !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	rows := make(map[string]*audit.Action, len(ids))
+	for len(ids) > 0 {
+		n := min(len(ids), keyChunk)
+		args := padKeys(ids[:n])
+		acts, err := s.queryActions(ctx, tx, `SELECT `+actionCols+` FROM actions WHERE id IN (`+s.list(1, len(args))+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("read action ledger: %w", err)
+		}
+		for i := range acts {
+			rows[acts[i].ID] = &acts[i]
+		}
+		ids = ids[n:]
+	}
+	return rows, nil
+}
+
+// writeLedger writes the changed rows (an upsert each).
+func (s *Store) writeLedger(ctx context.Context, tx Tx, rows map[string]*audit.Action, changed map[string]bool) error {
+	if len(changed) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(changed))
+	for id := range changed {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids) // one lock order for every writer
+	q := `INSERT INTO actions (` + strings.Join(ActionColumns, ", ") + `) VALUES (` + s.list(1, len(ActionColumns)) + `)
+	ON CONFLICT (id) DO UPDATE SET state = excluded.state, version = excluded.version, attempt = excluded.attempt,
+		deadline = excluded.deadline, updated = excluded.updated, request = excluded.request, held = excluded.held`
+	for _, id := range ids {
+		if _, err := tx.Exec(ctx, q, actionValues(rows[id])...); err != nil {
+			return fmt.Errorf("write action ledger: %w", err)
+		}
+	}
+	return nil
+}
+
+const actionCols = `id, node, action, kind, correlation_id, params_digest, node_partition, attempt, state, version, deadline,
+	created, updated, COALESCE(request, ''), COALESCE(held, '')`
+
+func (s *Store) queryActions(ctx context.Context, r Reader, q string, args ...any) ([]audit.Action, error) {
+	rows, err := r.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []audit.Action
+	for rows.Next() {
+		var a audit.Action
+		var state, req, held string
+		var dl, created, updated int64
+		if err := rows.Scan(&a.ID, &a.Node, &a.Action, &a.Kind, &a.CorrelationID, &a.ParamsDigest, &a.Partition, &a.Attempt,
+			&state, &a.Version, &dl, &created, &updated, &req, &held); err != nil {
+			return nil, err
+		}
+		a.State = audit.State(state)
+		if dl != 0 {
+			a.Deadline = time.Unix(0, dl).UTC()
+		}
+		a.Created, a.Updated = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+		if req != "" {
+			a.Request = []byte(req)
+		}
+		if held != "" {
+			a.Held = []byte(held)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// Action implements audit.Ledger.
+func (s *Store) Action(ctx context.Context, id string) (audit.Action, error) {
+	acts, err := s.queryActions(ctx, s.db, `SELECT `+actionCols+` FROM actions WHERE id = `+s.ph(1), id)
+	if err != nil {
+		return audit.Action{}, fmt.Errorf("read action ledger: %w", err)
+	}
+	if len(acts) == 0 {
+		return audit.Action{}, fmt.Errorf("%w: %s", audit.ErrNoAction, id)
+	}
+	return acts[0], nil
+}
+
+// Actions implements audit.Ledger.
+func (s *Store) Actions(ctx context.Context, f audit.ActionFilter) ([]audit.Action, error) {
+	var where []string
+	var args []any
+	if len(f.States) > 0 {
+		for _, st := range f.States {
+			args = append(args, string(st))
+		}
+		where = append(where, "state IN ("+s.list(1, len(f.States))+")")
+	}
+	if f.Node != "" {
+		args = append(args, f.Node)
+		where = append(where, "node = "+s.ph(len(args)))
+	}
+	if !f.UpdatedBefore.IsZero() {
+		args = append(args, f.UpdatedBefore.UnixNano())
+		where = append(where, "updated < "+s.ph(len(args)))
+	}
+	if len(f.Partitions) > 0 {
+		for _, p := range f.Partitions {
+			args = append(args, p)
+		}
+		where = append(where, "node_partition IN ("+s.list(len(args)-len(f.Partitions)+1, len(f.Partitions))+")")
+	}
+	q := `SELECT ` + actionCols + ` FROM actions`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = audit.DefaultLimit
+	}
+	q += fmt.Sprintf(" ORDER BY updated, id LIMIT %d", limit)
+	acts, err := s.queryActions(ctx, s.db, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read action ledger: %w", err)
+	}
+	return acts, nil
 }
 
 // SoleWriter declares that this Store is the only writer of its log (no other process
@@ -396,14 +614,6 @@ func (s *Store) Undecided(ctx context.Context, afterSeq int64, limit int) ([]aud
 	return s.query(ctx, `SELECT `+selectCols+` FROM audit_events s WHERE s.type = `+s.ph(1)+` AND s.seq > `+s.ph(2)+` AND NOT EXISTS
 		(SELECT 1 FROM audit_events d WHERE d.ekey = 'decision:' || substr(s.ekey, 8)) ORDER BY seq LIMIT `+s.ph(3),
 		string(audit.SignalReceived), afterSeq, limit)
-}
-
-// Undispatched implements audit.Store.
-func (s *Store) Undispatched(ctx context.Context, afterSeq int64, limit int) ([]audit.Event, error) {
-	return s.query(ctx, `SELECT `+selectCols+` FROM audit_events p WHERE p.type = `+s.ph(1)+` AND p.seq > `+s.ph(2)+` AND NOT EXISTS
-		(SELECT 1 FROM audit_events d WHERE d.action_id = p.action_id AND d.action_id <> '' AND d.type IN (`+s.list(3, 2)+`))
-		ORDER BY seq LIMIT `+s.ph(5),
-		string(audit.ActionPlanned), afterSeq, string(audit.Dispatched), string(audit.ActionResult), limit)
 }
 
 func (s *Store) query(ctx context.Context, q string, args ...any) ([]audit.Event, error) {
