@@ -17,11 +17,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/remedyhq/remedy/agent"
-	"github.com/remedyhq/remedy/wire/bus"
 	"github.com/remedyhq/remedy/engine/transport"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/catalog"
 	"github.com/remedyhq/remedy/executors/signed"
+	"github.com/remedyhq/remedy/wire/bus"
 )
 
 func readSecret(t *testing.T, root, rel string) string {

@@ -17,8 +17,8 @@ import (
 	"github.com/remedyhq/remedy/engine/approval"
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/guard/guardtest"
-	"github.com/remedyhq/remedy/wire/signal"
 	"github.com/remedyhq/remedy/executors"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 const riskyPolicy = `package remedy

@@ -23,10 +23,10 @@ import (
 	"github.com/remedyhq/remedy/engine/kube/conditions"
 	"github.com/remedyhq/remedy/engine/kube/facts"
 	"github.com/remedyhq/remedy/engine/kube/leader"
-	"github.com/remedyhq/remedy/wire/signal"
 	"github.com/remedyhq/remedy/executors"
 	kubeexec "github.com/remedyhq/remedy/executors/kube"
 	"github.com/remedyhq/remedy/executors/kube/migrate"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 // Options configure the engine's Kubernetes parts.

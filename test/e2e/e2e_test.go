@@ -22,11 +22,11 @@ import (
 	"github.com/remedyhq/remedy/engine/app"
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/demo"
-	"github.com/remedyhq/remedy/wire/signal"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/catalog"
 	"github.com/remedyhq/remedy/executors/sysctl"
 	"github.com/remedyhq/remedy/test/testenv"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 type stack struct {

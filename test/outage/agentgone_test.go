@@ -10,11 +10,11 @@ import (
 	"github.com/remedyhq/remedy/agent"
 	"github.com/remedyhq/remedy/engine/app"
 	"github.com/remedyhq/remedy/engine/audit"
-	"github.com/remedyhq/remedy/wire/bus"
 	"github.com/remedyhq/remedy/engine/loadgen"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/catalog"
 	"github.com/remedyhq/remedy/test/testenv"
+	"github.com/remedyhq/remedy/wire/bus"
 )
 
 // An agent that is gone longer than its actions' deadline (10 minutes by default; 3 s

@@ -20,11 +20,11 @@ import (
 	"github.com/remedyhq/remedy/agent"
 	"github.com/remedyhq/remedy/engine/app"
 	"github.com/remedyhq/remedy/engine/audit"
-	"github.com/remedyhq/remedy/wire/bus"
 	"github.com/remedyhq/remedy/engine/loadgen"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/catalog"
 	"github.com/remedyhq/remedy/test/testenv"
+	"github.com/remedyhq/remedy/wire/bus"
 )
 
 type natsProc struct {

@@ -19,8 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/remedyhq/remedy/agent/detect"
-	"github.com/remedyhq/remedy/wire/signal"
 	"github.com/remedyhq/remedy/nodefs"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 // Causes of drops; each is a finding's cause label and its subject's suffix.

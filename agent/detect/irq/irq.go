@@ -22,8 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/remedyhq/remedy/agent/detect"
-	"github.com/remedyhq/remedy/wire/signal"
 	"github.com/remedyhq/remedy/nodefs"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 // ServingShare is the share of a NIC's interrupts a CPU must take to count as serving it.

@@ -16,8 +16,8 @@ import (
 
 	"github.com/remedyhq/remedy/agent/detect"
 	"github.com/remedyhq/remedy/agent/detect/detecttest"
-	"github.com/remedyhq/remedy/wire/signal"
 	"github.com/remedyhq/remedy/nodefs"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 func replay(t *testing.T, name string, reg prometheus.Registerer) (*detecttest.Node, *Detector) {

@@ -21,8 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/remedyhq/remedy/agent/detect"
-	"github.com/remedyhq/remedy/wire/signal"
 	"github.com/remedyhq/remedy/nodefs"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 // Resources are the pressure files read.

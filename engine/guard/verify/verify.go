@@ -19,8 +19,8 @@ import (
 	"github.com/remedyhq/remedy/engine"
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/guard"
-	"github.com/remedyhq/remedy/wire/signal"
 	"github.com/remedyhq/remedy/executors"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 // Outcomes of a verification.

@@ -14,8 +14,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/remedyhq/remedy/engine/kube/conditions"
-	"github.com/remedyhq/remedy/wire/signal"
 	"github.com/remedyhq/remedy/test/kubeenv"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 var kenv kubeenv.Shared
