@@ -251,7 +251,8 @@ func (g *Guards) Config() Config { return g.cfg }
 
 // Check runs every guard in order; the first that does not allow decides. Nothing is
 // consumed (rate tokens, cooldown, blast radius) unless the verdict is Allow. A second
-// check of the same action (same ActionID) returns the first verdict.
+// check of the same action (same ActionID) returns the first verdict, unless that was a
+// pause.
 func (g *Guards) Check(ctx context.Context, c Candidate) Verdict {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -273,7 +274,9 @@ func (g *Guards) Check(ctx context.Context, c Candidate) Verdict {
 	if v.Reason != "" {
 		g.refusals.WithLabelValues(string(v.Reason)).Inc()
 	}
-	if c.ActionID != "" {
+	// A pause (the kill switch, an open breaker) is not remembered: the engine asks again
+	// after resume and must get a fresh answer.
+	if c.ActionID != "" && v.Reason != ReasonPaused && v.Reason != ReasonStorm {
 		if len(g.memo) >= g.memoSweepAt {
 			g.sweepMemo(now)
 		}
