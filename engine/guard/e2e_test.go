@@ -102,7 +102,9 @@ approval: {min_risk: none}
 		t.Fatalf("%d decisions after 30s, want 100", len(decisions))
 	}
 	took := time.Since(start)
-	refused, err := a.Store.Query(ctx, audit.Filter{Type: audit.GuardRefused, Limit: 1000})
+	// Refused for good (blast radius), or paused by the open breaker: waiting in the
+	// ledger until a person resumes the kind, or their deadline.
+	refused, err := a.Store.Query(ctx, audit.Filter{Types: []audit.Type{audit.GuardRefused, audit.ActionPaused}, Limit: 1000})
 	must(t, err)
 	reasons := map[string]int{}
 	for _, e := range refused {

@@ -49,7 +49,7 @@ func TestAgentGonePastTheDeadline(t *testing.T) {
 		return len(results()) == alerts
 	})
 	for _, r := range results() {
-		if r.Outcome != string(executors.Expired) || r.Actor != "agent:bench-node-0" {
+		if r.Outcome != string(executors.Expired) || r.Actor != audit.ActorEngine {
 			t.Fatalf("result %+v, want expired", r)
 		}
 	}
