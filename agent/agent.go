@@ -48,6 +48,12 @@ type Options struct {
 	VerifyKey ed25519.PublicKey
 	// ActionTimeout bounds one execution (default 2m).
 	ActionTimeout time.Duration
+	// AskEngine makes the agent ask the engine (remedy.runcheck.<node>) before it runs
+	// an action its journal has never seen: a wiped state directory, a re-imaged node
+	// with the same name. The engine answers from its ledger, so a replayed envelope of
+	// an action that already ran is refused, not run twice. Without an answer the action
+	// waits (it is redelivered).
+	AskEngine bool
 	// Detect, when set, runs the node detectors and publishes what they find as
 	// signals on remedy.signals.<node>.<kind>; Runner.Node and Publisher are filled in.
 	Detect *Detection
@@ -70,6 +76,7 @@ const ackWait = 30 * time.Second
 type Agent struct {
 	o   Options
 	log *slog.Logger
+	nc  *nats.Conn
 	js  jetstream.JetStream
 	j   *journal.Journal
 }
@@ -106,7 +113,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("agent: jetstream: %w", err)
 	}
-	a := &Agent{o: o, log: o.Logger.With("node", o.Node), js: js, j: j}
+	a := &Agent{o: o, log: o.Logger.With("node", o.Node), nc: nc, js: js, j: j}
 	a.log.Info("agent running", "actions", o.Registry.Actions(), "dry_run", o.DryRun)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -114,6 +121,11 @@ func Run(ctx context.Context, o Options) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.heartbeats(ctx)
+	}()
 	if o.Detect != nil {
 		if err := a.startDetectors(ctx, reg, &wg); err != nil {
 			return fmt.Errorf("agent: %w", err)
@@ -252,6 +264,16 @@ func (a *Agent) Execute(ctx context.Context, req executors.Request) (executors.R
 			res = executors.Failure(req, now, executors.Refused, err)
 			break
 		}
+		if a.o.AskEngine && st.Starts == 0 {
+			ans, err := a.ask(ctx, req)
+			if err != nil {
+				return res, err // no answer: the action comes back and asks again
+			}
+			if !ans.Run {
+				res = executors.Failure(req, now, executors.Refused, fmt.Errorf("the engine says not to run it: %s", ans.Reason))
+				break
+			}
+		}
 		if err := a.j.Write(journal.Entry{ID: req.ID, Started: true}); err != nil {
 			return res, err
 		}
@@ -267,6 +289,39 @@ func (a *Agent) Execute(ctx context.Context, req executors.Request) (executors.R
 	}
 	a.log.Info("action done", "action", req.Action, "action_id", req.ID, "status", res.Status, "message", res.Message)
 	return res, nil
+}
+
+// ask asks the engine whether an action the journal has never seen is still to be run.
+func (a *Agent) ask(ctx context.Context, req executors.Request) (bus.RunAnswer, error) {
+	q, _ := json.Marshal(bus.RunCheck{ID: req.ID, Attempt: req.Attempt})
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	msg, err := a.nc.RequestWithContext(ctx, bus.RunCheckSubject(a.o.Node), q)
+	if err != nil {
+		return bus.RunAnswer{}, fmt.Errorf("ask the engine about action %s: %w", req.ID, err)
+	}
+	var ans bus.RunAnswer
+	if err := json.Unmarshal(msg.Data, &ans); err != nil {
+		return bus.RunAnswer{}, fmt.Errorf("ask the engine about action %s: undecodable answer: %w", req.ID, err)
+	}
+	return ans, nil
+}
+
+// heartbeats says every bus.HeartbeatInterval that this node's agent is alive.
+func (a *Agent) heartbeats(ctx context.Context) {
+	t := time.NewTicker(bus.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		b, _ := json.Marshal(bus.Heartbeat{Node: a.o.Node, At: a.o.Now().UTC()})
+		if err := a.nc.Publish(bus.HeartbeatSubject(a.o.Node), b); err != nil {
+			a.log.Debug("heartbeat", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (a *Agent) publish(ctx context.Context, res executors.Result) error {

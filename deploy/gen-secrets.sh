@@ -97,7 +97,7 @@ users() {
     cat <<CONF
     {user: "$n", password: \$NATS_AGENT_PASSWORD, permissions: {
       publish: {allow: [
-        "remedy.signals.$t.>", "remedy.results.$t",
+        "remedy.signals.$t.>", "remedy.results.$t", "remedy.runcheck.$t", "remedy.heartbeats.$t",
         "\$JS.API.CONSUMER.CREATE.REMEDY_ACTIONS.agent-$t.remedy.actions.$t",
         "\$JS.API.CONSUMER.INFO.REMEDY_ACTIONS.agent-$t",
         "\$JS.API.CONSUMER.DELETE.REMEDY_ACTIONS.agent-$t",

@@ -66,6 +66,12 @@ func (e *Engine) dispatch(ctx context.Context, req executors.Request, opt dispat
 	}
 	e.m.dispatched.Inc()
 	b := dispatchRecord(req)
+	if gone := e.agentGone(req.Node); gone != "" {
+		// Flagged at once, not only when the action expires minutes later.
+		e.live.noAgent.Inc()
+		e.log.Warn("dispatched to a node without a live agent", "action_id", req.ID, "node", req.Node, "why", gone)
+		b.Events[0].Detail = mustJSON(map[string]string{"agent": gone})
+	}
 	if opt.batchRecord {
 		release = false
 		e.async.Add(1)

@@ -120,6 +120,7 @@ type Engine struct {
 	// actions whose dispatch record is on its way.
 	running, recording sync.Map
 	hist               historyCache
+	live               *liveness
 	intake             atomic.Int32  // Submit calls waiting for their commit
 	stormSlot          chan struct{} // the decision a storm allows at a time
 	committed          atomic.Int64  // the newest seq this engine saw committed
@@ -174,7 +175,7 @@ func New(o Options) (*Engine, error) {
 		o.Now = time.Now
 	}
 	e := &Engine{o: o, log: o.Logger, queue: make(chan signal.Signal, queueSize), m: newMetrics(o.Registerer),
-		stormSlot: make(chan struct{}, 1)}
+		stormSlot: make(chan struct{}, 1), live: newLiveness(o.Registerer)}
 	e.m.queueDepth(func() float64 { return float64(len(e.queue)) })
 	// Until Start, in-cluster executions and records run under a background context.
 	e.ctx, e.cancel = context.WithCancel(context.Background())

@@ -68,6 +68,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&o.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS URL")
 	fs.StringVar(&o.StateDir, "state-dir", "/var/lib/remedy-agent", "directory for the action journal")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "report what each action would change, change nothing")
+	fs.BoolVar(&o.AskEngine, "ask-engine", true, "before running an action the journal has never seen, ask the engine whether it is still to be run (run-once after a lost state directory)")
 	fs.DurationVar(&o.ActionTimeout, "action-timeout", 2*time.Minute, "time limit of one action")
 	hostRoot := fs.String("host-root", "/", "where the host's / is mounted (/host in a pod)")
 	verifyKey := fs.String("verify-key", "", "engine's ed25519 public key (PEM); when set, unsigned or wrongly signed actions are refused")

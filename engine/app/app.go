@@ -124,6 +124,7 @@ type App struct {
 	ns       *server.Server
 	srv      *http.Server
 	cancel   context.CancelFunc
+	leading  prometheus.Gauge
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	log      *slog.Logger
@@ -270,7 +271,13 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 			return nil
 		})
 	}
+	a.leading = prometheus.NewGauge(prometheus.GaugeOpts{Name: "remedy_leader",
+		Help: "1 while this replica leads (consumes signals and results, runs the expiry, verification and retention loops)."})
+	a.Registry.MustRegister(a.leading)
 	a.goRun(func() error { return a.consume(runCtx, a.Engine, leaderWork...) })
+	// Every replica answers agents' run checks (from the shared ledger) and hears their
+	// heartbeats.
+	a.goRun(func() error { return transport.ServeAgents(runCtx, a.NATS, a.Engine, o.Logger) })
 
 	hook := alertmanager.NewHandler(alertmanager.Options{Sink: a.Engine, BearerToken: o.WebhookToken, MaxBody: o.MaxBody, Logger: o.Logger})
 	ln, err := net.Listen("tcp", o.Listen)

@@ -49,6 +49,8 @@ func (a *App) consume(ctx context.Context, sink signal.Sink, consumers ...func(c
 		}
 	}
 	work := func(ctx context.Context) {
+		a.leading.Set(1)
+		defer a.leading.Set(0)
 		var wg sync.WaitGroup
 		for _, c := range consumers {
 			wg.Go(func() {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/remedyhq/remedy/executors"
@@ -132,4 +133,43 @@ func rawOrString(b []byte) json.RawMessage {
 	}
 	s, _ := json.Marshal(string(b))
 	return s
+}
+
+// AgentAnswerer answers agents' questions and notes their heartbeats
+// (engine.Engine.MayRun, engine.Engine.Heartbeat).
+type AgentAnswerer interface {
+	MayRun(ctx context.Context, subject string, q bus.RunCheck) (bus.RunAnswer, error)
+	Heartbeat(subject string, data []byte)
+}
+
+// ServeAgents answers run checks (one replica each, in a queue group) and listens to
+// heartbeats (every replica) until ctx ends.
+func ServeAgents(ctx context.Context, nc *nats.Conn, e AgentAnswerer, log *slog.Logger) error {
+	checks, err := nc.QueueSubscribe(bus.RunCheckPrefix+".*", "remedy-engine", func(m *nats.Msg) {
+		var q bus.RunCheck
+		var ans bus.RunAnswer
+		if err := json.Unmarshal(m.Data, &q); err != nil || q.ID == "" {
+			ans.Reason = "undecodable run check"
+		} else if ans, err = e.MayRun(ctx, m.Subject, q); err != nil {
+			log.Warn("run check", "subject", m.Subject, "err", err)
+			return // no answer: the agent asks again
+		}
+		if !ans.Run {
+			log.Warn("agent told not to run an action", "subject", m.Subject, "action_id", q.ID, "reason", ans.Reason)
+		}
+		b, _ := json.Marshal(ans)
+		_ = m.Respond(b)
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe run checks: %w", err)
+	}
+	beats, err := nc.Subscribe(bus.HeartbeatsPrefix+".*", func(m *nats.Msg) { e.Heartbeat(m.Subject, m.Data) })
+	if err != nil {
+		_ = checks.Unsubscribe()
+		return fmt.Errorf("subscribe heartbeats: %w", err)
+	}
+	<-ctx.Done()
+	_ = checks.Unsubscribe()
+	_ = beats.Unsubscribe()
+	return nil
 }

@@ -7,7 +7,9 @@ package trust_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,9 +17,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/remedyhq/remedy/agent"
 	"github.com/remedyhq/remedy/engine/app"
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/executors"
+	"github.com/remedyhq/remedy/executors/catalog"
 	"github.com/remedyhq/remedy/wire/bus"
 	"github.com/remedyhq/remedy/wire/signal"
 )
@@ -226,4 +230,89 @@ func counter(t *testing.T, a *app.App, name, source string) float64 {
 		}
 	}
 	return sum
+}
+
+// Run-once survives the agent's journal: after a node's state directory is wiped, a
+// captured, validly signed envelope re-published within its deadline is not run again.
+// The agent asks the engine about an action its journal has never seen, and the engine
+// answers from its ledger.
+func TestReplayAfterJournalLossIsRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an engine with NATS and an agent")
+	}
+	const node = "node-r"
+	pub, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, err := app.Start(ctx, app.Options{DataDir: t.TempDir(), PolicyDir: "../e2e/testdata/policies", Listen: "127.0.0.1:0",
+		NATSListen: "127.0.0.1:-1", PolicyReload: -1, SweepInterval: 100 * time.Millisecond, DryRun: true, SigningKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	nc, err := nats.Connect(a.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	v := &env{t: t, ctx: ctx, a: a, js: js}
+	// An eavesdropper on the node's subject keeps the signed envelope.
+	captured := make(chan []byte, 4)
+	sub, err := nc.Subscribe(bus.ActionSubject(node), func(m *nats.Msg) { captured <- m.Data })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+
+	runAgent := func(stateDir string) (stop func()) {
+		reg := executors.NewRegistry()
+		if err := reg.Add(executors.OnNode, catalog.Node(catalog.Options{})...); err != nil {
+			t.Fatal(err)
+		}
+		actx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- agent.Run(actx, agent.Options{Node: node, NATSURL: a.NATSURL(), StateDir: stateDir, Registry: reg,
+				VerifyKey: pub, AskEngine: true})
+		}()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	state := t.TempDir()
+	stop := runAgent(state)
+	if err := a.Engine.Submit(ctx, []signal.Signal{{Source: "test", Kind: signal.KindPacketDrops, Node: node,
+		Status: signal.Firing, Fingerprint: "replay", StartsAt: time.Now().UTC()}}); err != nil {
+		t.Fatal(err)
+	}
+	first := v.waitFor(audit.Filter{Type: audit.ActionResult, Node: node}, 1)[0]
+	if first.Outcome != string(executors.DryRun) {
+		t.Fatalf("first run: %s", first.Outcome)
+	}
+	envelope := <-captured
+	stop()
+
+	// The node is re-imaged: same name, empty state directory.
+	if err := os.RemoveAll(state); err != nil {
+		t.Fatal(err)
+	}
+	stop = runAgent(t.TempDir())
+	defer stop()
+	if _, err := js.Publish(ctx, bus.ActionSubject(node), envelope, jetstream.WithMsgID("replayed-copy")); err != nil {
+		t.Fatal(err)
+	}
+	refused := v.waitFor(audit.Filter{Type: audit.ResultRefused, Node: node}, 1)[0]
+	if !strings.Contains(string(refused.Detail), "the engine says not to run it: the action is dry_run") {
+		t.Fatalf("the replay was not refused by the engine's answer: %s", refused.Detail)
+	}
+	if n := len(v.waitFor(audit.Filter{Type: audit.ActionResult, Node: node}, 1)); n != 1 {
+		t.Fatalf("%d results; the replayed action must not count as a second run", n)
+	}
 }

@@ -7,6 +7,9 @@
 //	remedy.signals.<node>.<kind>  CloudEvent signals from agents and other producers
 //	remedy.actions.<node>         actions for one node's agent
 //	remedy.results.<node>         results reported by that agent
+//	remedy.runcheck.<node>        the agent asks the engine whether to run an action it
+//	                              has no journal entry for (core NATS request/reply)
+//	remedy.heartbeats.<node>      the agent's liveness, every HeartbeatInterval (core NATS)
 //
 // <node> is signal.NodeToken(node): the node name with its dots as underscores.
 package bus
@@ -38,6 +41,42 @@ const (
 	// the same signal, action or result inside it is dropped by the server.
 	DuplicateWindow = 10 * time.Minute
 )
+
+// RunCheckSubject is where a node's agent asks whether to run an action (RunCheck).
+func RunCheckSubject(node string) string { return RunCheckPrefix + "." + signal.NodeToken(node) }
+
+// HeartbeatSubject is where a node's agent says it is alive.
+func HeartbeatSubject(node string) string { return HeartbeatsPrefix + "." + signal.NodeToken(node) }
+
+// Core NATS subjects (no stream): questions and liveness are worth nothing later.
+const (
+	RunCheckPrefix   = "remedy.runcheck"
+	HeartbeatsPrefix = "remedy.heartbeats"
+	// HeartbeatInterval is how often an agent says it is alive; the engine counts a node
+	// without a heartbeat for three intervals as having no live agent.
+	HeartbeatInterval = 10 * time.Second
+)
+
+// RunCheck is the question an agent asks before it runs an action it has no journal
+// entry for (a fresh node, or a state directory lost): is this attempt still to be run?
+// The engine answers from its ledger, so a replayed envelope of an action that already
+// ran is refused even when the agent's journal forgot it.
+type RunCheck struct {
+	ID      string `json:"id"`
+	Attempt int    `json:"attempt"`
+}
+
+// RunAnswer is the engine's answer to a RunCheck.
+type RunAnswer struct {
+	Run    bool   `json:"run"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Heartbeat is an agent's liveness message.
+type Heartbeat struct {
+	Node string    `json:"node"`
+	At   time.Time `json:"at"`
+}
 
 // ActionSubject is the subject of a node's actions.
 func ActionSubject(node string) string { return ActionsPrefix + "." + signal.NodeToken(node) }
