@@ -251,6 +251,11 @@ func Apply(rows map[string]*Action, changes []Change, now time.Time) (created []
 		if c.Held != nil {
 			cur.Held = c.Held
 		}
+		if cur.State.Final() {
+			// What a waiting or running action needs is in the log's events; a final
+			// row keeps only its state.
+			cur.Request, cur.Held = nil, nil
+		}
 		created[i], out[i] = true, *cur
 	}
 	for id, a := range work {
