@@ -1,7 +1,6 @@
 package incident
 
 import (
-	"fmt"
 	"html/template"
 	"strconv"
 	"strings"
@@ -15,23 +14,13 @@ var layout = template.Must(template.New("layout").Funcs(template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05.000Z")
 	},
-	"dur": func(s Seconds) string {
-		if s == 0 {
-			return "-"
-		}
-		return s.Duration().Round(time.Millisecond).String()
-	},
+	"dur":  FormatSeconds,
 	"join": strings.Join,
 	"f1":   func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) },
 	"add":  func(a, b int) int { return a + b },
 	"sub":  func(a, b int) int { return a - b },
 	"open": IsOpen,
-	"pct": func(n, of int) string {
-		if of == 0 {
-			return "-"
-		}
-		return fmt.Sprintf("%.0f%%", float64(n)*100/float64(of))
-	},
+	"pct":  FormatRatio,
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
 <style>
