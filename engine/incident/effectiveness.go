@@ -124,6 +124,7 @@ func Effectiveness(ctx context.Context, r audit.IncidentReader, since, until tim
 		return Report{}, err
 	}
 	type incidentTimes struct {
+		kind        string // the signal's: results carry no kind
 		firstSignal time.Time
 		resolved    []audit.Event // resolved signals, oldest first
 	}
@@ -139,6 +140,9 @@ func Effectiveness(ctx context.Context, r audit.IncidentReader, since, until tim
 		if it == nil {
 			it = &incidentTimes{}
 			incs[e.CorrelationID] = it
+		}
+		if it.kind == "" {
+			it.kind = e.Kind
 		}
 		switch e.Type {
 		case audit.SignalReceived:
@@ -193,7 +197,11 @@ func Effectiveness(ctx context.Context, r audit.IncidentReader, since, until tim
 		if o == nil || o.dryOnly {
 			continue
 		}
-		figs := []*Figures{&rep.Total, row(byAction, a.action), row(byKind, a.kind)}
+		kind := a.kind
+		if it := incs[a.corr]; kind == "" && it != nil {
+			kind = it.kind
+		}
+		figs := []*Figures{&rep.Total, row(byAction, a.action), row(byKind, kind)}
 		if i := int(a.first.Sub(start) / width); i >= 0 && i < len(rep.Buckets) {
 			figs = append(figs, &rep.Buckets[i].Figures)
 		}

@@ -63,18 +63,20 @@ func Effectiveness(ctx context.Context, o EffectivenessOptions, w io.Writer) err
 func EffectivenessTable(w io.Writer, rep incident.Report) error {
 	fmt.Fprintf(w, "Effectiveness from %s to %s (attempts whose first result is in the range; dry runs are not attempts)\n\n",
 		rep.Since.Format(time.RFC3339Nano), rep.Until.Format(time.RFC3339Nano))
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	section := func(title string, rows []incident.Row) {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(tw, "%s\tTRIED\tSUCCEEDED\tFAILED\tROLLED BACK\tFIXED\tNOT FIXED\tFIXED/TRIED\tFIX P50\tFIX P90\n", title)
 		for _, r := range rows {
 			f := r.Figures
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", dash(r.Name), f.Tried, f.Succeeded, f.Failed, f.RolledBack,
 				f.Fixed, f.NotFixed, incident.FormatRatio(f.Fixed, f.Tried), incident.FormatSeconds(f.FixP50), incident.FormatSeconds(f.FixP90))
 		}
-		fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t")
+		_ = tw.Flush()
 	}
 	section("ACTION", rep.ByAction)
+	fmt.Fprintln(w)
 	section("KIND", rep.ByKind)
+	fmt.Fprintln(w)
 	section("ALL", []incident.Row{{Name: "all", Figures: rep.Total}})
-	return tw.Flush()
+	return nil
 }
