@@ -28,8 +28,9 @@ type seg struct {
 }
 
 type label struct {
-	X    float64
-	Text string
+	X      float64
+	Text   string
+	Anchor string // SVG text-anchor
 }
 
 // Chart classes, bottom up, and their colours (in the page's style).
@@ -66,9 +67,9 @@ func newChart(rep Report) chart {
 			format = "2006-01-02"
 		}
 		for _, i := range []int{0, len(rep.Buckets) / 2} {
-			c.XLabels = append(c.XLabels, label{X: float64(c.Left) + float64(i)*bw, Text: rep.Buckets[i].Start.Format(format)})
+			c.XLabels = append(c.XLabels, label{X: float64(c.Left) + float64(i)*bw, Text: rep.Buckets[i].Start.Format(format), Anchor: "middle"})
 		}
-		c.XLabels = append(c.XLabels, label{X: float64(c.Left + c.PlotW), Text: rep.Until.Format(format)})
+		c.XLabels = append(c.XLabels, label{X: float64(c.Left + c.PlotW), Text: rep.Until.Format(format), Anchor: "end"})
 	}
 	return c
 }

@@ -32,7 +32,7 @@ th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .status span.bad{background:#fdecea;font-weight:bold}
 .o-fixed{color:#1b5e20;font-weight:bold}.o-not_fixed,.o-failed,.o-rolled_back{color:#b71c1c;font-weight:bold}
 .o-open{color:#e65100;font-weight:bold}
-form.filter label{margin-right:.8em}form.filter input,form.filter select{width:10em}
+form.filter label{margin-right:.8em}form.filter input,form.filter select{width:12em}
 ol.timeline{list-style:none;padding:0;border-left:3px solid #90a4ae;margin-left:.5em}
 ol.timeline li{margin:0 0 .8em 0;padding-left:1em;position:relative}
 ol.timeline li:before{content:"";position:absolute;left:-.5em;top:.35em;width:.7em;height:.7em;border-radius:50%;background:#90a4ae}
@@ -106,13 +106,13 @@ actions: {{join .Actions ", "}}; {{.Signals}} signal(s); from {{ts .Started}} to
 <h2>Per action</h2>{{template "figs" .ByAction}}
 <h2>Per signal kind</h2>{{template "figs" .ByKind}}
 <table id="total"><tr><th>All</th><th>tried</th><th>succeeded</th><th>failed</th><th>rolled back</th><th>fixed (verified)</th><th>not fixed</th><th>fixed / tried</th><th>fix p50</th><th>fix p90</th></tr>
-<tr>{{template "figrow" .Total}}</tr></table>{{end}}
+<tr><td>all</td>{{template "figrow" .Total}}</tr></table>{{end}}
 <h2>Over time</h2>
 {{with .Chart}}<svg id="chart" xmlns="http://www.w3.org/2000/svg" width="{{.W}}" height="{{.H}}" viewBox="0 0 {{.W}} {{.H}}" role="img" aria-label="attempts per bucket">
 <line x1="{{.Left}}" y1="{{.Top}}" x2="{{.Left}}" y2="{{add .Top .PlotH}}"/><line x1="{{.Left}}" y1="{{add .Top .PlotH}}" x2="{{add .Left .PlotW}}" y2="{{add .Top .PlotH}}"/>
 <text x="{{sub .Left 6}}" y="{{add .Top 10}}" text-anchor="end">{{.Max}}</text><text x="{{sub .Left 6}}" y="{{add .Top .PlotH}}" text-anchor="end">0</text>
 {{range .Bars}}<g><title>{{.Title}}</title>{{$b := .}}{{range .Segs}}<rect class="{{.Class}}" data-count="{{.Count}}" x="{{f1 $b.X}}" y="{{f1 .Y}}" width="{{f1 $b.W}}" height="{{f1 .H}}"/>{{end}}</g>{{end}}
-{{$y := add (add .Top .PlotH) 16}}{{range .XLabels}}<text x="{{f1 .X}}" y="{{$y}}" text-anchor="middle">{{.Text}}</text>{{end}}
+{{$y := add (add .Top .PlotH) 16}}{{range .XLabels}}<text x="{{f1 .X}}" y="{{$y}}" text-anchor="{{.Anchor}}">{{.Text}}</text>{{end}}
 </svg>{{end}}
 <p class="legend"><span style="background:#2e7d32"></span>fixed<span style="background:#ef6c00"></span>not fixed<span style="background:#c62828"></span>rolled back<span style="background:#9e9e9e"></span>other attempts (failed, unverified)</p>
 <p class="meta">One bar per {{dur .Report.BucketSeconds}}. The same figures: <code>GET /api/v1/report?since=…&amp;until=…</code>, <code>remedy report --since … --until …</code>.</p>{{end}}{{end}}
