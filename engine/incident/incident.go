@@ -252,6 +252,7 @@ func List(ctx context.Context, r audit.IncidentReader, f ListFilter) (Page, erro
 	if hf.Before, hf.BeforeSeq, err = parseCursor(f.Cursor); err != nil {
 		return Page{}, err
 	}
+	start, startSeq := hf.Before, hf.BeforeSeq
 	var p Page
 	seen := map[string]bool{}
 	for {
@@ -267,9 +268,18 @@ func List(ctx context.Context, r audit.IncidentReader, f ListFilter) (Page, erro
 				ids = append(ids, h.CorrelationID)
 			}
 		}
-		sums, err := summaries(ctx, r, ids)
+		sums, byID, err := summaries(ctx, r, ids)
 		if err != nil {
 			return Page{}, err
+		}
+		if !start.IsZero() {
+			// An incident with a head newer than where this page starts was listed on an
+			// earlier page.
+			for id, evs := range byID {
+				if newerHead(evs, hf, start, startSeq) {
+					delete(sums, id)
+				}
+			}
 		}
 		last := -1
 		for i, h := range heads {
@@ -308,23 +318,37 @@ func List(ctx context.Context, r audit.IncidentReader, f ListFilter) (Page, erro
 
 // summaries reads the given incidents' events (one indexed query per 500) and
 // summarizes each.
-func summaries(ctx context.Context, r audit.IncidentReader, ids []string) (map[string]Summary, error) {
+func summaries(ctx context.Context, r audit.IncidentReader, ids []string) (map[string]Summary, map[string][]audit.Event, error) {
 	out := make(map[string]Summary, len(ids))
+	by := map[string][]audit.Event{}
 	if len(ids) == 0 {
-		return out, nil
+		return out, by, nil
 	}
 	evs, err := r.ByCorrelation(ctx, ids)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	by := map[string][]audit.Event{}
 	for _, e := range evs {
 		by[e.CorrelationID] = append(by[e.CorrelationID], e)
 	}
 	for _, id := range ids {
 		out[id] = Summarize(id, by[id])
 	}
-	return out, nil
+	return out, by, nil
+}
+
+// newerHead reports whether one of an incident's events is a head of hf newer than
+// (at, seq) in (time, seq) order.
+func newerHead(evs []audit.Event, hf audit.HeadFilter, at time.Time, seq int64) bool {
+	for _, e := range evs {
+		switch {
+		case e.Type != hf.Type, hf.Outcome != "" && e.Outcome != hf.Outcome,
+			!hf.Since.IsZero() && e.Time.Before(hf.Since), !hf.Until.IsZero() && !e.Time.Before(hf.Until):
+		case e.Time.After(at) || e.Time.Equal(at) && e.Seq >= seq:
+			return true
+		}
+	}
+	return false
 }
 
 // Open returns the incidents of the last window that are still being worked on, newest
