@@ -31,7 +31,7 @@ type IncidentReader interface {
 	// Heads returns events of f.Type matching f, without detail, newest first by
 	// (time, seq).
 	Heads(ctx context.Context, f HeadFilter) ([]Event, error)
-	// ByCorrelation returns every event of the given incidents, without detail, oldest
-	// first (by seq).
-	ByCorrelation(ctx context.Context, correlationIDs []string) ([]Event, error)
+	// ByCorrelation returns the events of the given incidents, without detail, oldest
+	// first (by seq): every event, or only those of the given types.
+	ByCorrelation(ctx context.Context, correlationIDs []string, types ...Type) ([]Event, error)
 }

@@ -119,7 +119,7 @@ func Effectiveness(ctx context.Context, r audit.IncidentReader, since, until tim
 		}
 		hf.Before, hf.BeforeSeq = heads[len(heads)-1].Time, heads[len(heads)-1].Seq
 	}
-	evs, err := r.ByCorrelation(ctx, corrs)
+	evs, err := r.ByCorrelation(ctx, corrs, audit.SignalReceived, audit.ActionResult, audit.Verification)
 	if err != nil {
 		return Report{}, err
 	}

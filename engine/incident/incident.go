@@ -246,8 +246,14 @@ func List(ctx context.Context, r audit.IncidentReader, f ListFilter) (Page, erro
 		limit = DefaultLimit
 	}
 	typ, outcome := headFor(f.Outcome)
+	// Without an outcome filter every incident read is listed: read about as many heads
+	// as the page needs (an incident has one or two signals). With one, read more.
+	batch := min(2*limit, 1000)
+	if f.Outcome != "" {
+		batch = min(4*limit, 1000)
+	}
 	hf := audit.HeadFilter{Type: typ, Node: f.Node, Kind: f.Kind, Outcome: outcome, Since: f.Since, Until: f.Until,
-		Limit: min(4*limit, 1000)}
+		Limit: batch}
 	var err error
 	if hf.Before, hf.BeforeSeq, err = parseCursor(f.Cursor); err != nil {
 		return Page{}, err
@@ -263,6 +269,9 @@ func List(ctx context.Context, r audit.IncidentReader, f ListFilter) (Page, erro
 		p.Examined += len(heads)
 		var ids []string
 		for _, h := range heads {
+			if f.Outcome == "" && len(ids) == limit-len(p.Incidents) {
+				break // the page is full with these; read no more incidents than it shows
+			}
 			if h.CorrelationID != "" && !seen[h.CorrelationID] {
 				seen[h.CorrelationID] = true
 				ids = append(ids, h.CorrelationID)

@@ -100,7 +100,7 @@ func (s *Store) Heads(ctx context.Context, f audit.HeadFilter) ([]audit.Event, e
 
 // ByCorrelation implements audit.IncidentReader: the (correlation_id, seq) index, one
 // statement per keyChunk incidents.
-func (s *Store) ByCorrelation(ctx context.Context, ids []string) ([]audit.Event, error) {
+func (s *Store) ByCorrelation(ctx context.Context, ids []string, types ...audit.Type) ([]audit.Event, error) {
 	var out []audit.Event
 	for len(ids) > 0 {
 		n := min(len(ids), keyChunk)
@@ -109,8 +109,14 @@ func (s *Store) ByCorrelation(ctx context.Context, ids []string) ([]audit.Event,
 			args[i] = id
 		}
 		args = padKeys(args)
-		evs, err := s.query(ctx, "SELECT "+selectColsWithoutDetail+" FROM audit_events WHERE correlation_id IN ("+
-			s.list(1, len(args))+") ORDER BY seq", args...)
+		q := "SELECT " + selectColsWithoutDetail + " FROM audit_events WHERE correlation_id IN (" + s.list(1, len(args)) + ")"
+		if len(types) > 0 {
+			q += " AND (type || '') IN (" + s.list(len(args)+1, len(types)) + ")"
+			for _, t := range types {
+				args = append(args, string(t))
+			}
+		}
+		evs, err := s.query(ctx, q+" ORDER BY seq", args...)
 		if err != nil {
 			return nil, fmt.Errorf("audit by correlation: %w", err)
 		}
