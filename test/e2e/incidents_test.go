@@ -344,7 +344,6 @@ func TestIncidentsPageInABrowser(t *testing.T) {
 	shot("incidents-effectiveness.png")
 }
 
-
 // inOrder reports whether want is a subsequence of have.
 func inOrder(have []string, want ...string) bool {
 	i := 0
@@ -357,4 +356,6 @@ func inOrder(have []string, want ...string) bool {
 }
 
 // squash collapses runs of spaces, so that a tabwriter's row reads as one spaced line.
-func squash(s string) string { return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == ' ' }), " ") }
+func squash(s string) string {
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == ' ' }), " ")
+}
