@@ -102,6 +102,7 @@ func (s *Store) Heads(ctx context.Context, f audit.HeadFilter) ([]audit.Event, e
 // statement per keyChunk incidents.
 func (s *Store) ByCorrelation(ctx context.Context, ids []string, types ...audit.Type) ([]audit.Event, error) {
 	var out []audit.Event
+	ids = slices.Compact(slices.Sorted(slices.Values(ids))) // an id twice would return its events twice
 	for len(ids) > 0 {
 		n := min(len(ids), keyChunk)
 		args := make([]any, n)
