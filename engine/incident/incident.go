@@ -223,7 +223,7 @@ func headFor(outcome string) (audit.Type, string) {
 	case Failed:
 		return audit.ActionResult, ""
 	case DryRun:
-		return audit.ActionResult, "dry_run"
+		return audit.ActionResult, "" // few results are dry runs: filtered here, within maxExamined
 	case Refused:
 		return audit.GuardRefused, ""
 	case AwaitingApproval:

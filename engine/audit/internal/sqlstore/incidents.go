@@ -10,14 +10,15 @@ import (
 	"github.com/remedyhq/remedy/engine/audit"
 )
 
-// IncidentSchema returns the indexes audit.IncidentReader walks: per type by time, and
-// per type and kind or outcome by time (a list filtered by kind or by outcome). They are
-// created by their own idempotent step (EnsureIncidentIndexes), after Schema.
+// IncidentSchema returns the indexes audit.IncidentReader walks: per type by time; the
+// signals per kind by time and the verifications per outcome by time (a list filtered by
+// kind or outcome), those two partial so that the other rows' appends do not pay for them.
+// They are created by their own idempotent step (EnsureIncidentIndexes), after Schema.
 func IncidentSchema() []string {
 	return []string{
 		`CREATE INDEX IF NOT EXISTS audit_events_type_at ON audit_events(type, at, seq)`,
-		`CREATE INDEX IF NOT EXISTS audit_events_type_kind_at ON audit_events(type, kind, at, seq)`,
-		`CREATE INDEX IF NOT EXISTS audit_events_type_outcome_at ON audit_events(type, outcome, at, seq)`,
+		`CREATE INDEX IF NOT EXISTS audit_events_signal_kind_at ON audit_events(kind, at, seq) WHERE type = 'signal.received'`,
+		`CREATE INDEX IF NOT EXISTS audit_events_verification_outcome_at ON audit_events(outcome, at, seq) WHERE type = 'verification'`,
 	}
 }
 
@@ -41,12 +42,17 @@ func (s *Store) EnsureIncidentIndexes(ctx context.Context) error {
 var _ audit.IncidentReader = (*Store)(nil)
 
 // Heads implements audit.IncidentReader. One index serves each shape: (node, seq) when a
-// node is given (a node's events are few), else (type, kind, at) or (type, outcome,
-// at), else (type, at); the other columns are compared as expressions so that no other
-// index is chosen.
+// node is given (a node's events are few), the partial kind index for signals of a kind,
+// the partial outcome index for verifications of an outcome, else (type, at); the other
+// columns are compared as expressions so that no other index is chosen. The type is
+// written into the statement (it is one of audit.Types()): a partial index serves only a
+// statement whose text implies its WHERE.
 func (s *Store) Heads(ctx context.Context, f audit.HeadFilter) ([]audit.Event, error) {
 	if f.Type == "" {
 		return nil, fmt.Errorf("audit heads: %w", audit.ErrNoType)
+	}
+	if !slices.Contains(audit.Types(), f.Type) {
+		return nil, fmt.Errorf("audit heads: unknown event type %q", f.Type)
 	}
 	var where []string
 	var args []any
@@ -54,23 +60,26 @@ func (s *Store) Heads(ctx context.Context, f audit.HeadFilter) ([]audit.Event, e
 		args = append(args, v)
 		where = append(where, strings.ReplaceAll(cond, "?", s.ph(len(args))))
 	}
-	indexed := false
-	if f.Node != "" {
+	typ := "'" + string(f.Type) + "'"
+	kind, outcome := "(kind || '') = ?", "(outcome || '') = ?"
+	switch {
+	case f.Node != "":
 		add("node = ?", f.Node)
-		add("(type || '') = ?", string(f.Type))
-		indexed = true
-	} else {
-		add("type = ?", string(f.Type))
+		where = append(where, "(type || '') = "+typ)
+	case f.Kind != "" && f.Type == audit.SignalReceived:
+		where = append(where, "type = "+typ)
+		kind = "kind = ?"
+	case f.Outcome != "" && f.Type == audit.Verification:
+		where = append(where, "type = "+typ)
+		outcome = "outcome = ?"
+	default:
+		where = append(where, "type = "+typ)
 	}
-	for _, c := range []struct{ col, v string }{{"kind", f.Kind}, {"outcome", f.Outcome}} {
-		switch {
-		case c.v == "":
-		case indexed:
-			add("("+c.col+" || '') = ?", c.v)
-		default:
-			add(c.col+" = ?", c.v)
-			indexed = true
-		}
+	if f.Kind != "" {
+		add(kind, f.Kind)
+	}
+	if f.Outcome != "" {
+		add(outcome, f.Outcome)
 	}
 	if !f.Since.IsZero() {
 		add("at >= ?", f.Since.UnixNano())
