@@ -11,7 +11,7 @@ import (
 // time range, from the engine's read API (engine/report.Effectiveness).
 func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, c := auditFlags("remedy report", stderr)
-	since := fs.String("since", "", "start of the range: RFC 3339 time or a duration back from now (default 7 days before --until)")
+	since := fs.String("since", "", "start of the range: RFC 3339 time or a duration back from now (default 24h before --until)")
 	until := fs.String("until", "", "end of the range, exclusive: RFC 3339 time or a duration back from now (default now)")
 	out := fs.String("o", "table", "output: table or json")
 	if err := fs.Parse(args); err != nil {

@@ -10,12 +10,13 @@ import (
 	"github.com/remedyhq/remedy/engine/incident"
 )
 
-// DefaultReportRange is the range of a report that names no since.
-const DefaultReportRange = 7 * 24 * time.Hour
+// DefaultReportRange is the range of a report that names no since (the page's too):
+// a report reads every attempt in its range.
+const DefaultReportRange = 24 * time.Hour
 
 // registerIncidents serves the incidents read API (engine/incident) and mounts the page:
 //
-//	GET /api/v1/report?since=&until=            effectiveness per action and kind (default: the last 7 days)
+//	GET /api/v1/report?since=&until=            effectiveness per action and kind (default: the last 24 hours)
 //	GET /api/v1/incidents?<incident filter>     {"incidents": [...], "next": "<cursor>"}, newest first
 //	GET /api/v1/incidents/{id}                  one incident: summary and timeline
 //

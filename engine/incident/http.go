@@ -80,7 +80,7 @@ type Options struct {
 	// Pending lists the actions waiting for approval; nil hides them.
 	Pending func(ctx context.Context) ([]Pending, error)
 	// OpenWindow is how far back "open now" looks (default 24h); ReportRange the
-	// effectiveness page's default range (default 7 days).
+	// effectiveness page's default range (default 24h).
 	OpenWindow, ReportRange time.Duration
 	Now                     func() time.Time
 }
@@ -104,7 +104,7 @@ func Handler(o Options) http.Handler {
 		o.OpenWindow = 24 * time.Hour
 	}
 	if o.ReportRange <= 0 {
-		o.ReportRange = 7 * 24 * time.Hour
+		o.ReportRange = 24 * time.Hour
 	}
 	if o.Now == nil {
 		o.Now = time.Now

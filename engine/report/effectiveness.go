@@ -17,7 +17,7 @@ import (
 type EffectivenessOptions struct {
 	Client *api.Client
 	// Since and Until bound the range (a duration back from now such as 24h, or a time,
-	// as incident.ParseTime reads them); an empty Since is 7 days before Until, an
+	// as incident.ParseTime reads them); an empty Since is 24 hours before Until, an
 	// empty Until is now. They are resolved here, so the report names the exact range.
 	Since, Until string
 	// Output is table (default) or json.
