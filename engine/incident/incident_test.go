@@ -124,6 +124,10 @@ func TestHandler(t *testing.T) {
 	var authErr error
 	h := incident.Handler(incident.Options{Store: st, Reader: st, Now: func() time.Time { return end },
 		State: func() guard.State { return guard.State{Paused: true, Tripped: []string{"psi"}} },
+		Pending: func(context.Context) ([]incident.Pending, error) {
+			return []incident.Pending{{ID: "act-9", Action: "node.cordon", Node: "node-0009", CorrelationID: "inc-0000009",
+				RequestedAt: end, ExpiresAt: end.Add(time.Hour), Votes: 1, Need: 2}}, nil
+		},
 		Auth: incident.AuthFuncs{ViewerFunc: func(*http.Request) (incident.Viewer, error) { return who, authErr },
 			CSRFFunc: func(*http.Request) string { return "csrf-123" }}})
 	get := func(path string) (int, string) {
@@ -143,7 +147,8 @@ func TestHandler(t *testing.T) {
 	}{
 		{"/incidents", incident.ErrNotLoggedIn, 200, []string{`action="/approvals/login"`, `name="csrf" value="csrf-123"`, `name="next" value="/incidents"`}},
 		{"/incidents", incident.ErrNotAllowed, 403, []string{"not allowed to view incidents"}},
-		{"/incidents", nil, 200, []string{"kill switch: PAUSED", "breaker open: psi", "inc-0000013", "carol"}},
+		{"/incidents", nil, 200, []string{"kill switch: PAUSED", "breaker open: psi", "inc-0000013", "carol",
+			"1 pending approval<", "Waiting for approval", "node.cordon", `href="/incidents/inc-0000009"`, "1 of 2"}},
 		{"/incidents?since=yesterday", nil, 400, []string{`since: &#34;yesterday&#34; is neither a duration`}},
 		{"/incidents?outcome=fixed", nil, 200, []string{"inc-0000000", "o-fixed"}},
 		{"/incidents/inc-0000002", nil, 200, []string{"not_fixed", "the signal did not resolve"}},
