@@ -26,6 +26,7 @@ Usage:
   remedy policy replay [flags]  re-decide recorded signals with a candidate policy
   remedy audit query|show|verify|export [flags]
                                 read, follow, verify and export the audit log
+  remedy report       [flags]   effectiveness per action and kind for a time range
   remedy bench        [flags]   load-test the webhook path (in-process engine vs bare decode)
   remedy keygen       [flags]   make the ed25519 key pair that signs actions
   remedy approvals list|show|approve|reject [id] [flags]
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return auditCmd(ctx, rest, stdout, stderr)
 	case "approvals":
 		return approvalsCmd(ctx, rest, stdout, stderr)
+	case "report":
+		return reportCmd(ctx, rest, stdout, stderr)
 	case "pause", "resume":
 		return pauseCmd(ctx, cmd == "resume", rest, stdout, stderr)
 	case "-h", "--help", "help":

@@ -30,6 +30,8 @@ type Options struct {
 	// Approvals serves the approvals API and page and the kill switch
 	// (engine/approval.Handler).
 	Approvals http.Handler
+	// Incidents serves the incidents page (engine/incident.Handler) at /incidents.
+	Incidents http.Handler
 }
 
 // Handler returns the engine's HTTP handler.
@@ -52,6 +54,7 @@ func Handler(o Options) http.Handler {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
 	}
 	registerAudit(mux, o)
+	registerIncidents(mux, o)
 	if o.Approvals != nil {
 		for _, p := range []string{"/api/v1/approvals", "/api/v1/approvals/", "/api/v1/pause", "/api/v1/resume", "/approvals", "/approvals/"} {
 			mux.Handle(p, o.Approvals)

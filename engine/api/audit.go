@@ -20,18 +20,7 @@ import (
 //	GET /api/v1/audit/export?<filter>      JSON Lines, oldest first
 //	GET /api/v1/audit/verify               the verify report (200 whether or not the chain is intact)
 func registerAudit(mux *http.ServeMux, o Options) {
-	auth := func(next http.HandlerFunc) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			if o.Authorize != nil {
-				if err := o.Authorize(r); err != nil {
-					w.Header().Set("WWW-Authenticate", `Bearer realm="remedy"`)
-					writeJSON(w, http.StatusUnauthorized, map[string]string{"error": err.Error()})
-					return
-				}
-			}
-			next(w, r)
-		}
-	}
+	auth := o.authorized
 	mux.HandleFunc("GET /api/v1/audit/events", auth(func(w http.ResponseWriter, r *http.Request) {
 		f, err := ParseFilter(r.URL.Query().Get)
 		if err != nil {
@@ -148,5 +137,19 @@ func (c *Client) Export(ctx context.Context, q url.Values, w io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("read export: %w", err)
 		}
+	}
+}
+
+// authorized admits a request to the read API through Options.Authorize.
+func (o Options) authorized(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if o.Authorize != nil {
+			if err := o.Authorize(r); err != nil {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="remedy"`)
+				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": err.Error()})
+				return
+			}
+		}
+		next(w, r)
 	}
 }

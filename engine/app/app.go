@@ -294,8 +294,9 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 		ln, a.scheme = tls.NewListener(ln, cfg), "https"
 	}
 	approvals := approval.Handler(approval.HandlerOptions{Service: a.Approvals, Tokens: tokens, Switch: a.Guards})
+	incidents := a.incidentsPage(st, tokens)
 	a.srv = &http.Server{
-		Handler:           api.Handler(api.Options{Webhook: hook, Store: st, Policy: a.Policy, Gatherer: a.Registry, Ready: a.ready, Approvals: approvals, Authorize: auditAuth(tokens)}),
+		Handler:           api.Handler(api.Options{Webhook: hook, Store: st, Policy: a.Policy, Gatherer: a.Registry, Ready: a.ready, Approvals: approvals, Incidents: incidents, Authorize: auditAuth(tokens)}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -51,7 +51,13 @@ func Open(ctx context.Context, dsn string, opts audit.Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("create audit schema: %w", err)
 	}
-	return &Store{sqlstore.New(d, func(n int) string { return "$" + strconv.Itoa(n) }, opts)}, nil
+	st := &Store{sqlstore.New(d, func(n int) string { return "$" + strconv.Itoa(n) }, opts)}
+	// The incidents page's indexes: a separate step (engine/audit/internal/sqlstore/incidents.go).
+	if err := st.EnsureIncidentIndexes(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return st, nil
 }
 
 type db struct{ pool *pgxpool.Pool }

@@ -71,6 +71,11 @@ func Open(path string, opts audit.Options) (*Store, error) {
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4) // keep them: a reopened connection prepares every statement again
 	st := &Store{Store: sqlstore.New(newDB(w, r), func(int) string { return "?" }, opts), w: w}
+	// The incidents page's indexes: a separate step (engine/audit/internal/sqlstore/incidents.go).
+	if err := st.EnsureIncidentIndexes(context.Background()); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("open audit db: %w", err)
+	}
 	// The file belongs to one remedy process, whose commits all go through this Store.
 	if err := st.SoleWriter(context.Background()); err != nil {
 		st.Close()
