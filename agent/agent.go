@@ -27,10 +27,10 @@ import (
 	"github.com/remedyhq/remedy/agent/detect"
 	"github.com/remedyhq/remedy/agent/detect/detectors"
 	"github.com/remedyhq/remedy/agent/journal"
-	"github.com/remedyhq/remedy/wire/bus"
-	"github.com/remedyhq/remedy/wire/signal"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/signed"
+	"github.com/remedyhq/remedy/wire/bus"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 // Options configure an agent.
@@ -78,6 +78,9 @@ type Agent struct {
 func Run(ctx context.Context, o Options) error {
 	if o.Node == "" {
 		return errors.New("agent: --node is required")
+	}
+	if err := bus.CheckNode(o.Node); err != nil {
+		return fmt.Errorf("agent: --node: %w", err)
 	}
 	if o.Registry == nil {
 		return errors.New("agent: no executor registry")
@@ -230,6 +233,14 @@ func (a *Agent) handle(ctx context.Context, msg jetstream.Msg) error {
 // an id whose execution started but never finished (the agent died mid-action) is
 // retried once, then reported failed.
 func (a *Agent) Execute(ctx context.Context, req executors.Request) (executors.Result, error) {
+	if req.Node != a.o.Node {
+		// Signed for another node: refuse it, in this agent's name (the audit's actor is
+		// the result's node), without journaling (the id is another node's to run).
+		a.log.Warn("action for another node refused", "action_id", req.ID, "action", req.Action, "action_node", req.Node)
+		res := executors.Failure(req, a.o.Now(), executors.Refused, fmt.Errorf("action for node %q delivered to the agent of %q", req.Node, a.o.Node))
+		res.Node = a.o.Node
+		return res, nil
+	}
 	st := a.j.Get(req.ID)
 	if st.Result != nil {
 		a.log.Info("action already ran; re-reporting", "action_id", req.ID, "status", st.Result.Status)
@@ -238,8 +249,6 @@ func (a *Agent) Execute(ctx context.Context, req executors.Request) (executors.R
 	now := a.o.Now()
 	var res executors.Result
 	switch {
-	case req.Node != a.o.Node:
-		res = executors.Failure(req, now, executors.Refused, fmt.Errorf("action for node %q delivered to %q", req.Node, a.o.Node))
 	case !req.Deadline.IsZero() && now.After(req.Deadline):
 		res = executors.Failure(req, now, executors.Expired, fmt.Errorf("deadline %s passed", req.Deadline.Format(time.RFC3339)))
 	case st.Starts >= 2:
@@ -267,7 +276,10 @@ func (a *Agent) Execute(ctx context.Context, req executors.Request) (executors.R
 	return res, nil
 }
 
+// publish reports a result on this node's subject, in this node's name: a refusal of
+// an action that claims another node is still this agent's refusal.
 func (a *Agent) publish(ctx context.Context, res executors.Result) error {
+	res.Node = a.o.Node
 	b, err := json.Marshal(res)
 	if err != nil {
 		return fmt.Errorf("encode result: %w", err)

@@ -74,6 +74,23 @@ dsn() {
 }
 keep "$ha/audit-dsn" dsn
 
+# node_token NAME: the node's subject token and consumer name suffix, as remedy's
+# signal.NodeToken (docs/architecture.md): a name of letters, digits, '-' and '.' has its
+# dots as underscores (ip-10-0-0-1.ec2.internal -> ip-10-0-0-1_ec2_internal); any other
+# is '_' then the name with every byte but a letter, digit or '-' as _<hex> (a_b -> _a_5fb).
+node_token() {
+  local LC_ALL=C n=$1 out=_ c i
+  if [[ $n =~ ^[A-Za-z0-9][A-Za-z0-9.-]*$ ]]; then
+    printf '%s' "${n//./_}"
+    return
+  fi
+  for ((i = 0; i < ${#n}; i++)); do
+    c=${n:i:1}
+    if [[ $c == [A-Za-z0-9-] ]]; then out+=$c; else out+=$(printf '_%02x' "'$c"); fi
+  done
+  printf '%s' "$out"
+}
+
 # One NATS user per node. An agent may subscribe only to its node's actions (and its
 # reply inbox), create, pull and (to restart it after a stall) delete only its own
 # durable consumer agent-<node> with its own filter subject, ack only that consumer's
@@ -86,14 +103,12 @@ users() {
   echo "    {user: engine, password: \$NATS_ENGINE_PASSWORD, permissions: {publish: \">\", subscribe: \">\"}}"
   local n
   for n in $nodes; do
-    # A node name becomes a subject token and a consumer name with its dots as
-    # underscores (remedy's NodeToken: ip-10-0-0-1.ec2.internal -> ip-10-0-0-1_ec2_internal);
-    # spaces and wildcards cannot be mapped.
-    local t=${n//./_}
-    if ! [[ $t =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,252}$ ]]; then
-      echo "gen-secrets.sh: node name \"$n\" cannot be a NATS subject token and consumer name" >&2
+    if ! [[ $n =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$ ]]; then
+      echo "gen-secrets.sh: \"$n\" is not a node name remedy accepts" >&2
       return 1
     fi
+    local t
+    t=$(node_token "$n")
     cat <<CONF
     {user: "$n", password: \$NATS_AGENT_PASSWORD, permissions: {
       publish: {allow: [

@@ -8,7 +8,8 @@
 //	remedy.actions.<node>         actions for one node's agent
 //	remedy.results.<node>         results reported by that agent
 //
-// <node> is signal.NodeToken(node): the node name with its dots as underscores.
+// <node> is signal.NodeToken(node): the node name with its dots as underscores, other
+// names escaped so that no two nodes share a token (docs/architecture.md).
 package bus
 
 import (
@@ -47,6 +48,20 @@ func ResultSubject(node string) string { return ResultsPrefix + "." + signal.Nod
 
 // AgentConsumer is the durable consumer name of a node's agent.
 func AgentConsumer(node string) string { return "agent-" + signal.NodeToken(node) }
+
+// MaxNameLen is the longest stream or consumer name JetStream accepts.
+const MaxNameLen = 255
+
+// CheckNode refuses a node name whose agent consumer name JetStream would refuse.
+func CheckNode(node string) error {
+	if node == "" {
+		return errors.New("empty node name")
+	}
+	if c := AgentConsumer(node); len(c) > MaxNameLen {
+		return fmt.Errorf("node name %q is too long: its consumer name has %d characters, JetStream allows %d", node, len(c), MaxNameLen)
+	}
+	return nil
+}
 
 // StreamConfigs are the streams remedy needs.
 func StreamConfigs(replicas int) []jetstream.StreamConfig {
