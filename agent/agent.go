@@ -15,6 +15,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +40,10 @@ type Options struct {
 	Node     string
 	NATSURL  string
 	NATSOpts []nats.Option
+	// NATSTokenFile, when set, holds the token the agent connects with: its pod's
+	// projected ServiceAccount token, checked by the engine's auth callout
+	// (engine/natsauth). It is read again on every reconnect, since the kubelet rotates it.
+	NATSTokenFile string
 	// StateDir holds the action journal.
 	StateDir string
 	Registry *executors.Registry
@@ -99,7 +105,23 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	defer j.Close()
-	opts := append([]nats.Option{nats.Name("remedy-agent " + o.Node), nats.MaxReconnects(-1)}, o.NATSOpts...)
+	opts := []nats.Option{nats.Name("remedy-agent " + o.Node), nats.MaxReconnects(-1)}
+	if o.NATSTokenFile != "" {
+		if _, err := readToken(o.NATSTokenFile); err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		opts = append(opts, nats.TokenHandler(func() string {
+			tok, err := readToken(o.NATSTokenFile)
+			if err != nil {
+				o.Logger.Warn("nats token unreadable", "err", err)
+			}
+			return tok
+		}),
+			// A refusal while no engine answers the callout (or before the kubelet has
+			// rotated an expired token) must not end the reconnects for good.
+			nats.IgnoreAuthErrorAbort())
+	}
+	opts = append(opts, o.NATSOpts...)
 	nc, err := nats.Connect(o.NATSURL, opts...)
 	if err != nil {
 		return fmt.Errorf("agent: connect nats: %w", err)
@@ -157,6 +179,18 @@ func Run(ctx context.Context, o Options) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("nats token: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("nats token: %s is empty", path)
+	}
+	return tok, nil
 }
 
 // startDetectors runs the detectors and publishes their signals as CloudEvents, with the
