@@ -4,31 +4,27 @@
 #   base/secrets/webhook-token        bearer token Alertmanager sends to the webhook
 #   base/secrets/approvers.yaml       one admin API token (add people: engine/approval roles)
 #   base/secrets/dispatch.key, .pub   ed25519 key pair: the engine signs actions, agents verify
-#   overlays/ha/secrets/nats-engine-password, nats-agent-password, nats-route-password
-#   overlays/ha/secrets/nats-users.conf   NATS users: the engine, and one user per node
-#                                         confined to that node's subjects
+#   overlays/ha/secrets/nats-engine-password, nats-route-password
+#   overlays/ha/secrets/nats-callout.nk   account nkey seed: the engine signs the NATS users
+#                                         it grants agents (auth callout, engine/natsauth)
+#   overlays/ha/secrets/nats-users.conf   NATS authorization: the engine's user, and the
+#                                         auth callout every other connection goes through
 #   overlays/ha/secrets/audit-dsn     PostgreSQL DSN of the audit log ($REMEDY_AUDIT_DSN)
 #
-# Usage: deploy/gen-secrets.sh [--nodes "node-1 node-2 ..."] [--out DIR]
+# Usage: deploy/gen-secrets.sh [--out DIR]
 #
-# Idempotent: existing secret files are kept (FORCE=1 rotates them); nats-users.conf is
-# always rewritten from the node list (default: kubectl get nodes), so run it again and
-# re-apply the ha overlay when nodes join. None of these files is ever committed.
+# Idempotent: existing secret files are kept (FORCE=1 rotates them). Nothing here names a
+# node: each agent proves which node it runs on with its pod's ServiceAccount token, so a
+# node that joins needs no re-run and no re-apply. None of these files is ever committed.
 set -euo pipefail
 out=$(cd "$(dirname "$0")" && pwd)
-nodes=""
-have_nodes=0
 while [ $# -gt 0 ]; do
   case $1 in
-    --nodes) nodes=$2; have_nodes=1; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "gen-secrets.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-if [ $have_nodes = 0 ]; then
-  nodes=$(kubectl get nodes -o jsonpath='{.items[*].metadata.name}')
-fi
 
 base="$out/base/secrets" ha="$out/overlays/ha/secrets"
 mkdir -p "$base" "$ha"
@@ -62,7 +58,6 @@ fi
 chmod 0644 "$base/dispatch.pub"
 
 keep "$ha/nats-engine-password" rand
-keep "$ha/nats-agent-password" rand
 keep "$ha/nats-route-password" rand
 dsn() {
   if [ -n "${REMEDY_AUDIT_DSN:-}" ]; then
@@ -74,58 +69,53 @@ dsn() {
 }
 keep "$ha/audit-dsn" dsn
 
-# node_token NAME: the node's subject token and consumer name suffix, as remedy's
-# signal.NodeToken (docs/architecture.md): a name of letters, digits, '-' and '.' has its
-# dots as underscores (ip-10-0-0-1.ec2.internal -> ip-10-0-0-1_ec2_internal); any other
-# is '_' then the name with every byte but a letter, digit or '-' as _<hex> (a_b -> _a_5fb).
-node_token() {
-  local LC_ALL=C n=$1 out=_ c i
-  if [[ $n =~ ^[A-Za-z0-9][A-Za-z0-9.-]*$ ]]; then
-    printf '%s' "${n//./_}"
-    return
-  fi
-  for ((i = 0; i < ${#n}; i++)); do
-    c=${n:i:1}
-    if [[ $c == [A-Za-z0-9-] ]]; then out+=$c; else out+=$(printf '_%02x' "'$c"); fi
+# nkey HEX: the nkeys text of the bytes HEX (a prefix, then a key): base32 without
+# padding of the bytes and their CRC-16/XMODEM, little-endian (github.com/nats-io/nkeys).
+nkey() {
+  local hex=$1 crc=0 i j
+  for ((i = 0; i < ${#hex}; i += 2)); do
+    crc=$((crc ^ (16#${hex:i:2} << 8)))
+    for ((j = 0; j < 8; j++)); do
+      if ((crc & 0x8000)); then crc=$(((crc << 1 ^ 0x1021) & 0xffff)); else crc=$((crc << 1 & 0xffff)); fi
+    done
   done
-  printf '%s' "$out"
+  hex=$(printf '%s%02x%02x' "$hex" $((crc & 0xff)) $((crc >> 8)))
+  # shellcheck disable=SC2059 # the format is the bytes, as \xHH escapes
+  printf "$(sed 's/../\\x&/g' <<<"$hex")" | base32 -w0 | tr -d =
 }
+hexof() { od -An -v -tx1 | tr -d ' \n'; }
+# The callout issuer: an ed25519 key as an nkeys account seed (SA...) for the engine; its
+# public key (A...) goes into nats-users.conf.
+if [ "${FORCE:-}" = 1 ] || [ ! -s "$ha/nats-callout.nk" ]; then
+  k=$(openssl genpkey -algorithm ed25519 2>/dev/null)
+  seed=$(openssl pkey -outform DER <<<"$k" | tail -c 32 | hexof)
+  # 0x90 0x00: the seed prefix of an account key.
+  { nkey "9000$seed"; echo; } >"$ha/nats-callout.nk.tmp" && mv "$ha/nats-callout.nk.tmp" "$ha/nats-callout.nk"
+  { nkey "00$(openssl pkey -pubout -outform DER <<<"$k" | tail -c 32 | hexof)"; echo; } >"$ha/nats-callout.pub"
+  unset k seed
+fi
+issuer=$(cat "$ha/nats-callout.pub")
+if ! [[ $issuer =~ ^A[A-Z2-7]{55}$ ]]; then
+  echo "gen-secrets.sh: $ha/nats-callout.pub is not an account public key; rerun with FORCE=1" >&2
+  exit 1
+fi
 
-# One NATS user per node. An agent may subscribe only to its node's actions (and its
-# reply inbox), create, pull and (to restart it after a stall) delete only its own
-# durable consumer agent-<node> with its own filter subject, ack only that consumer's
-# messages, and publish only its node's signals and results. The engine may do
-# everything.
-users() {
-  echo "# Generated by deploy/gen-secrets.sh for: $nodes"
-  echo "authorization {"
-  echo "  users: ["
-  echo "    {user: engine, password: \$NATS_ENGINE_PASSWORD, permissions: {publish: \">\", subscribe: \">\"}}"
-  local n
-  for n in $nodes; do
-    if ! [[ $n =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$ ]]; then
-      echo "gen-secrets.sh: \"$n\" is not a node name remedy accepts" >&2
-      return 1
-    fi
-    local t
-    t=$(node_token "$n")
-    cat <<CONF
-    {user: "$n", password: \$NATS_AGENT_PASSWORD, permissions: {
-      publish: {allow: [
-        "remedy.signals.$t.>", "remedy.results.$t",
-        "\$JS.API.CONSUMER.CREATE.REMEDY_ACTIONS.agent-$t.remedy.actions.$t",
-        "\$JS.API.CONSUMER.INFO.REMEDY_ACTIONS.agent-$t",
-        "\$JS.API.CONSUMER.DELETE.REMEDY_ACTIONS.agent-$t",
-        "\$JS.API.CONSUMER.MSG.NEXT.REMEDY_ACTIONS.agent-$t",
-        "\$JS.ACK.REMEDY_ACTIONS.agent-$t.>"
-      ]}
-      subscribe: {allow: ["remedy.actions.$t", "_INBOX.>"]}
-    }}
-CONF
-  done
-  echo "  ]"
-  echo "}"
+# The engine may do everything and answers the auth callout; every other connection (the
+# agents, with their projected ServiceAccount token) is sent to it, and it grants a user
+# confined to the token's node (engine/natsauth.NodePermissions). The timeout leaves room
+# for the engine's TokenReview.
+cat >"$ha/nats-users.conf.tmp" <<CONF
+# Generated by deploy/gen-secrets.sh.
+authorization {
+  timeout: 5
+  users: [
+    {user: engine, password: \$NATS_ENGINE_PASSWORD}
+  ]
+  auth_callout {
+    issuer: $issuer
+    auth_users: [engine]
+  }
 }
-users >"$ha/nats-users.conf.tmp"
+CONF
 mv "$ha/nats-users.conf.tmp" "$ha/nats-users.conf"
-echo "secrets in $base and $ha ($(wc -w <<<"$nodes") node users)"
+echo "secrets in $base and $ha"

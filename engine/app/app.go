@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -29,12 +30,11 @@ import (
 	"github.com/remedyhq/remedy/engine/approval"
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/audit/auditstore"
-	"github.com/remedyhq/remedy/wire/bus"
-	"github.com/remedyhq/remedy/wire/bus/embedded"
 	"github.com/remedyhq/remedy/engine/facts"
 	"github.com/remedyhq/remedy/engine/guard"
 	"github.com/remedyhq/remedy/engine/guard/verify"
 	"github.com/remedyhq/remedy/engine/kube"
+	"github.com/remedyhq/remedy/engine/natsauth"
 	"github.com/remedyhq/remedy/engine/policy"
 	"github.com/remedyhq/remedy/engine/transport"
 	"github.com/remedyhq/remedy/executors"
@@ -42,6 +42,8 @@ import (
 	kubeexec "github.com/remedyhq/remedy/executors/kube"
 	"github.com/remedyhq/remedy/webhooks/alertmanager"
 	"github.com/remedyhq/remedy/webhooks/mtls"
+	"github.com/remedyhq/remedy/wire/bus"
+	"github.com/remedyhq/remedy/wire/bus/embedded"
 )
 
 // Options configure the engine process.
@@ -60,6 +62,11 @@ type Options struct {
 	// NATSListen is the embedded server's client address for agents (default
 	// 127.0.0.1:4222; "127.0.0.1:-1" picks a free port).
 	NATSListen string
+	// NATSAuth, when set, answers the NATS server's auth callout (engine/natsauth):
+	// agents connect with their projected ServiceAccount token and get a user confined
+	// to their node's subjects. It needs Kube and an external NATS (NATSURL) whose
+	// auth_callout names Issuer's public key and this engine's user in auth_users.
+	NATSAuth *NATSAuth
 	// DryRun makes every action a dry run.
 	DryRun bool
 	// WebhookToken, when set, is required as a bearer token on the webhook.
@@ -106,6 +113,16 @@ type Options struct {
 	Logger          *slog.Logger
 }
 
+// NATSAuth configures the auth callout for agents.
+type NATSAuth struct {
+	// Issuer is the account key pair the server's auth_callout names as issuer.
+	Issuer nkeys.KeyPair
+	// Namespace and ServiceAccount are the agents' (the DaemonSet's).
+	Namespace, ServiceAccount string
+	// Audience of the agents' projected tokens (default natsauth.DefaultAudience).
+	Audience string
+}
+
 // App is a running engine.
 type App struct {
 	Engine   *engine.Engine
@@ -128,6 +145,7 @@ type App struct {
 	stopOnce sync.Once
 	log      *slog.Logger
 	kube     *kube.Cluster
+	natsAuth *natsauth.Service
 }
 
 // Addr is the HTTP listen address.
@@ -203,6 +221,9 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	}
 
 	if _, err := a.startKube(ctx, &o); err != nil {
+		return nil, err
+	}
+	if err := a.startNATSAuth(o); err != nil {
 		return nil, err
 	}
 	reg := executors.NewRegistry()
@@ -306,6 +327,34 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	return a, nil
 }
 
+// startNATSAuth answers the auth callout on every replica (a queue group shares the
+// work): a replica that is not the leader still lets agents in.
+func (a *App) startNATSAuth(o Options) error {
+	if o.NATSAuth == nil {
+		return nil
+	}
+	if a.ns != nil {
+		return errors.New("nats auth callout: needs an external NATS server configured for it (--nats-url); the embedded one has no callout")
+	}
+	if a.kube == nil {
+		return errors.New("nats auth callout: needs the Kubernetes API for token reviews (--kubeconfig or --in-cluster)")
+	}
+	na := o.NATSAuth
+	if na.Namespace == "" || na.ServiceAccount == "" {
+		return errors.New("nats auth callout: the agents' namespace and ServiceAccount are required")
+	}
+	svc, err := natsauth.Start(a.NATS, natsauth.Options{
+		Issuer:   na.Issuer,
+		Reviewer: natsauth.KubeReviewer{Client: a.kube.Client, Namespace: na.Namespace, ServiceAccount: na.ServiceAccount, Audience: na.Audience},
+		Logger:   o.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	a.natsAuth = svc
+	return nil
+}
+
 // ShippedActions is every action remedy ships, node and cluster, for checking policies:
 // a policy is judged against the whole catalogue, whether or not this engine runs the
 // cluster actions (a decision for one it lacks is refused and audited when made).
@@ -365,6 +414,9 @@ func (a *App) Stop() {
 			a.Engine.Stop()
 		}
 		a.wg.Wait()
+		if a.natsAuth != nil {
+			a.natsAuth.Stop()
+		}
 		if a.kube != nil {
 			a.kube.Stop()
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/catalog"
 	"github.com/remedyhq/remedy/test/kubeenv"
+	"github.com/remedyhq/remedy/test/testenv"
 	"github.com/remedyhq/remedy/wire/bus"
 )
 
@@ -118,40 +119,9 @@ func (e *env) agentPod(t *testing.T, namespace, sa, node, aud string) string {
 	return tok
 }
 
-// connect connects with a token; async permission errors go to errs.
-func (e *env) connect(token string, errs chan<- error) (*nats.Conn, error) {
-	return nats.Connect(e.srv.ClientURL(), nats.Token(token), nats.MaxReconnects(0),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			select {
-			case errs <- err:
-			default:
-			}
-		}))
-}
-
-// denied checks that the server refuses op on subject for nc.
-func denied(t *testing.T, nc *nats.Conn, errs <-chan error, op, subject string, do func() error) {
-	t.Helper()
-	if err := do(); err != nil {
-		if strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
-			return
-		}
-		t.Fatalf("%s %s: %v", op, subject, err)
-	}
-	_ = nc.Flush()
-	deadline := time.After(3 * time.Second)
-	for {
-		select {
-		case err := <-errs:
-			s := strings.ToLower(err.Error())
-			if strings.Contains(s, "permissions violation") && strings.Contains(s, strings.ToLower(subject)) {
-				return
-			}
-		case <-deadline:
-			t.Errorf("could %s %s", op, subject)
-			return
-		}
-	}
+// connect connects with a token.
+func (e *env) connect(token string, opts ...nats.Option) (*nats.Conn, error) {
+	return nats.Connect(e.srv.ClientURL(), append([]nats.Option{nats.Token(token), nats.MaxReconnects(0)}, opts...)...)
 }
 
 // The token of an agent pod on node X (an EKS-style name) gets a user confined to X's
@@ -187,28 +157,12 @@ func TestAgentTokenGetsOnlyItsNodesSubjects(t *testing.T) {
 	if err := (transport.Dispatcher{JS: e.js}).Dispatch(e.ctx, req); err != nil {
 		t.Fatal(err)
 	}
-	cons, err := e.js.CreateOrUpdateConsumer(e.ctx, bus.StreamResults, jetstream.ConsumerConfig{FilterSubject: bus.ResultSubject(x), AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(30*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got *executors.Result
-	for m := range batch.Messages() {
-		var r executors.Result
-		if err := json.Unmarshal(m.Data(), &r); err != nil {
-			t.Fatal(err)
-		}
-		got = &r
-	}
-	if got == nil || got.ID != req.ID || got.Node != x || got.Status == executors.Refused {
-		t.Fatalf("result %+v; want %s from %s (the agent's consumer, fetch, ack or publish was refused?)", got, req.ID, x)
+	if got := testenv.NextResult(t, e.ctx, e.js, x); got.ID != req.ID || got.Node != x || got.Status == executors.Refused {
+		t.Fatalf("result %+v; want %s from %s", got, req.ID, x)
 	}
 
-	errs := make(chan error, 32)
-	nc, err := e.connect(tok, errs)
+	onErr, errs := testenv.AsyncErrors()
+	nc, err := e.connect(tok, onErr)
 	if err != nil {
 		t.Fatalf("connect with the agent's token: %v", err)
 	}
@@ -229,10 +183,10 @@ func TestAgentTokenGetsOnlyItsNodesSubjects(t *testing.T) {
 		"$JS.API.STREAM.PURGE.REMEDY_ACTIONS",
 		natsauth.Subject, // answer other agents' authorization requests
 	} {
-		denied(t, nc, errs, "publish to", subj, func() error { return nc.Publish(subj, []byte(`{}`)) })
+		testenv.Denied(t, nc, errs, "publish to", subj, func() error { return nc.Publish(subj, []byte(`{}`)) })
 	}
 	for _, subj := range []string{bus.ActionSubject(y), natsauth.Subject} {
-		denied(t, nc, errs, "subscribe to", subj, func() error { _, err := nc.Subscribe(subj, func(*nats.Msg) {}); return err })
+		testenv.Denied(t, nc, errs, "subscribe to", subj, func() error { _, err := nc.Subscribe(subj, func(*nats.Msg) {}); return err })
 	}
 }
 
@@ -272,7 +226,7 @@ func TestRefusedTokens(t *testing.T) {
 			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 				t.Errorf("Review: %v; want %q", err, tc.want)
 			}
-			nc, err := e.connect(tc.token, make(chan error, 1))
+			nc, err := e.connect(tc.token)
 			if err == nil {
 				nc.Close()
 				t.Fatal("connected")
@@ -282,7 +236,7 @@ func TestRefusedTokens(t *testing.T) {
 			}
 		})
 	}
-	if nc, err := e.connect("", make(chan error, 1)); err == nil {
+	if nc, err := e.connect(""); err == nil {
 		nc.Close()
 		t.Error("connected without a token")
 	}
@@ -297,8 +251,8 @@ func TestNodeJoinedAfterStartConnects(t *testing.T) {
 		t.Fatal("node exists before the test creates it")
 	}
 	tok := e.agentPod(t, ns, agentSA, late, audience)
-	errs := make(chan error, 8)
-	nc, err := e.connect(tok, errs)
+	onErr, errs := testenv.AsyncErrors()
+	nc, err := e.connect(tok, onErr)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
