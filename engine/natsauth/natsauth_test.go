@@ -6,7 +6,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,7 +48,10 @@ type env struct {
 	js   jetstream.JetStream // the engine's
 }
 
-func start(t *testing.T) *env {
+func start(t *testing.T) *env { return startWith(t, func(o *natsauth.Options) {}) }
+
+// startWith starts an env whose callout options edit may change.
+func startWith(t *testing.T, edit func(*natsauth.Options)) *env {
 	t.Helper()
 	ke := kenv.Get(t)
 	kc, err := kubernetes.NewForConfig(ke.Config)
@@ -86,10 +91,12 @@ func start(t *testing.T) *env {
 	if err := bus.EnsureStreams(ctx, js, 1); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := natsauth.Start(enc, natsauth.Options{
+	o := natsauth.Options{
 		Issuer:   issuer,
 		Reviewer: natsauth.KubeReviewer{Client: kc, Namespace: ns, ServiceAccount: agentSA},
-	})
+	}
+	edit(&o)
+	svc, err := natsauth.Start(enc, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,5 +281,78 @@ func TestNodeJoinedAfterStartConnects(t *testing.T) {
 	case err := <-errs:
 		t.Fatalf("permission error: %v", err)
 	default:
+	}
+}
+
+// seen records the tokens a reviewer was asked about.
+type seen struct {
+	natsauth.Reviewer
+	mu     sync.Mutex
+	tokens []string
+}
+
+func (s *seen) Review(ctx context.Context, token string) (natsauth.Identity, error) {
+	s.mu.Lock()
+	s.tokens = append(s.tokens, token)
+	s.mu.Unlock()
+	return s.Reviewer.Review(ctx, token)
+}
+
+func (s *seen) saw(token string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Contains(s.tokens, token)
+}
+
+// A user expires (here after 2 s, in a cluster with its token): the server disconnects
+// the agent, which reconnects with the token the kubelet has rotated into the file since,
+// and goes on receiving its actions.
+func TestAgentReconnectsWithTheRotatedToken(t *testing.T) {
+	var rev *seen
+	e := startWith(t, func(o *natsauth.Options) {
+		rev = &seen{Reviewer: o.Reviewer}
+		o.Reviewer, o.MaxTTL = rev, 2*time.Second
+	})
+	const node = "node-rotating"
+	first := e.agentPod(t, ns, agentSA, node, audience)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(first), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reg := executors.NewRegistry()
+	if err := reg.Add(executors.OnNode, catalog.Node(catalog.Options{HostRoot: t.TempDir()})...); err != nil {
+		t.Fatal(err)
+	}
+	actx, stopAgent := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- agent.Run(actx, agent.Options{Node: node, NATSURL: e.srv.ClientURL(), NATSTokenFile: tokenFile, StateDir: t.TempDir(), Registry: reg})
+	}()
+	defer func() {
+		stopAgent()
+		if err := <-done; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	}()
+	testenv.Eventually(t, 20*time.Second, "the agent's first connection", func() bool { return rev.saw(first) })
+	pods, err := e.kube.CoreV1().Pods(ns).List(e.ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("agent pod: %v %v", pods, err)
+	}
+	rotated, err := kubeenv.PodToken(e.ctx, e.kube, ns, agentSA, pods.Items[0].Name, audience)
+	if err != nil || rotated == first {
+		t.Fatalf("rotated token: %v (same as the first: %v)", err, rotated == first)
+	}
+	if err := os.WriteFile(tokenFile, []byte(rotated), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "a reconnection with the rotated token", func() bool { return rev.saw(rotated) })
+	req := executors.Request{ID: "after-rotation", Action: "sysctl.set", Node: node, DryRun: true, Deadline: time.Now().Add(time.Minute),
+		Params: json.RawMessage(`{"key":"net.core.netdev_max_backlog","value":8192}`)}
+	if err := (transport.Dispatcher{JS: e.js}).Dispatch(e.ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if got := testenv.NextResult(t, e.ctx, e.js, node); got.ID != req.ID || got.Status == executors.Refused {
+		t.Fatalf("result after rotation %+v", got)
 	}
 }
