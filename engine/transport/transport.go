@@ -14,10 +14,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/remedyhq/remedy/wire/bus"
-	"github.com/remedyhq/remedy/wire/signal"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/signed"
+	"github.com/remedyhq/remedy/wire/bus"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 // Consumer names of the engine.
@@ -69,6 +69,11 @@ func ConsumeSignals(ctx context.Context, js jetstream.JetStream, h SignalHandler
 	}
 	return consumeForever(ctx, js, bus.StreamSignals, cfg, log, func(ctx context.Context, msg jetstream.Msg) error {
 		s, err := signal.DecodeCloudEvent(msg.Data())
+		if err == nil && s.Subject() != msg.Subject() {
+			// A publisher confined to one node's subjects (engine/natsauth) must not speak
+			// for another node.
+			err = fmt.Errorf("signal of node %q, kind %q on subject %s, not %s", s.Node, s.Kind, msg.Subject(), s.Subject())
+		}
 		if err != nil {
 			log.Warn("rejected signal event", "subject", msg.Subject(), "err", err)
 			bad := signal.Signal{Source: "nats", Status: "invalid", Labels: map[string]string{"subject": msg.Subject(), "error": err.Error()}}
@@ -104,6 +109,11 @@ func ConsumeResults(ctx context.Context, js jetstream.JetStream, rec ResultRecor
 		var r executors.Result
 		if err := json.Unmarshal(msg.Data(), &r); err != nil || r.ID == "" {
 			log.Warn("undecodable result dropped", "subject", msg.Subject(), "err", err)
+			return bus.ErrTerminal
+		}
+		if msg.Subject() != bus.ResultSubject(r.Node) {
+			// An agent reports for its own node only (engine/natsauth confines its publishes).
+			log.Warn("result for another node's subject dropped", "subject", msg.Subject(), "node", r.Node, "action_id", r.ID)
 			return bus.ErrTerminal
 		}
 		return rec.RecordResult(ctx, r)
