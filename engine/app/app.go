@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -64,8 +65,9 @@ type Options struct {
 	NATSListen string
 	// NATSAuth, when set, answers the NATS server's auth callout (engine/natsauth):
 	// agents connect with their projected ServiceAccount token and get a user confined
-	// to their node's subjects. It needs Kube and an external NATS (NATSURL) whose
-	// auth_callout names Issuer's public key and this engine's user in auth_users.
+	// to their node's subjects. It needs Kube; the embedded server is configured for it,
+	// an external one (NATSURL) must name Issuer's public key as auth_callout issuer
+	// and this engine's user in auth_users.
 	NATSAuth *NATSAuth
 	// DryRun makes every action a dry run.
 	DryRun bool
@@ -200,12 +202,21 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	a.auditPolicy(policy.Event{Loaded: true, Source: o.PolicyDir, Revision: pol.Revision, Files: pol.Files, Tests: pol.Tests})
 
 	if o.NATSURL == "" {
-		a.ns, err = embedded.Start(embedded.Options{Listen: o.NATSListen, StoreDir: filepath.Join(o.DataDir, "jetstream")})
+		eo := embedded.Options{Listen: o.NATSListen, StoreDir: filepath.Join(o.DataDir, "jetstream")}
+		var auth []nats.Option
+		if o.NATSAuth != nil {
+			if eo.CalloutIssuer, err = o.NATSAuth.Issuer.PublicKey(); err != nil {
+				return nil, fmt.Errorf("nats auth callout issuer: %w", err)
+			}
+			eo.EnginePassword = rand.Text()
+			auth = append(auth, nats.UserInfo(embedded.EngineUser, eo.EnginePassword))
+		}
+		a.ns, err = embedded.Start(eo)
 		if err != nil {
 			return nil, err
 		}
 		a.natsURL = a.ns.ClientURL()
-		a.NATS, err = nats.Connect("", nats.InProcessServer(a.ns), nats.Name("remedy-engine"))
+		a.NATS, err = nats.Connect("", append([]nats.Option{nats.InProcessServer(a.ns), nats.Name("remedy-engine")}, auth...)...)
 	} else {
 		a.natsURL = o.NATSURL
 		a.NATS, err = nats.Connect(o.NATSURL, nats.Name("remedy-engine"), nats.MaxReconnects(-1))
@@ -332,9 +343,6 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 func (a *App) startNATSAuth(o Options) error {
 	if o.NATSAuth == nil {
 		return nil
-	}
-	if a.ns != nil {
-		return errors.New("nats auth callout: needs an external NATS server configured for it (--nats-url); the embedded one has no callout")
 	}
 	if a.kube == nil {
 		return errors.New("nats auth callout: needs the Kubernetes API for token reviews (--kubeconfig or --in-cluster)")

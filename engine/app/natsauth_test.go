@@ -65,19 +65,7 @@ func TestEngineServesNATSAuthCallout(t *testing.T) {
 	}
 	defer a.Stop()
 
-	if err := kubeenv.EnsureNamespace(ctx, kc, "remedy-system"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kubeenv.CreateNode(ctx, kc, "node-app", nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kubeenv.CreateRunningPod(ctx, kc, kubeenv.PodSpec{Namespace: "remedy-system", Name: "agent-app", Node: "node-app", ServiceAccount: "remedy-agent"}); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := kubeenv.PodToken(ctx, kc, "remedy-system", "remedy-agent", "agent-app", natsauth.DefaultAudience)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := agentToken(t, ctx, kc, "node-app")
 	nc, err := nats.Connect(ns.ClientURL(), nats.Token(tok))
 	if err != nil {
 		t.Fatalf("agent token: %v", err)
@@ -89,14 +77,65 @@ func TestEngineServesNATSAuthCallout(t *testing.T) {
 	}
 }
 
-// The callout needs an external server and a cluster; without them Start says so.
-func TestNATSAuthNeedsExternalNATSAndCluster(t *testing.T) {
-	issuer, _ := nkeys.CreateAccount()
-	na := &app.NATSAuth{Issuer: issuer, Namespace: "remedy-system", ServiceAccount: "remedy-agent"}
-	_, err := app.Start(context.Background(), app.Options{DataDir: t.TempDir(), PolicyDir: minimalPolicyDir(t), Listen: "127.0.0.1:0",
-		NATSListen: "127.0.0.1:-1", NATSAuth: na})
-	const want = "nats auth callout: needs an external NATS server configured for it (--nats-url); the embedded one has no callout"
-	if err == nil || err.Error() != want {
-		t.Errorf("embedded NATS: %v; want %q", err, want)
+// On the embedded server the engine configures the callout itself: an agent pod's token
+// connects to its client port, a made-up token and a password-less client do not.
+func TestEmbeddedNATSWithAuthCallout(t *testing.T) {
+	env := kubeenv.Require(t, kubeenv.Options{})
+	kc, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	issuer, _ := nkeys.CreateAccount()
+	a, err := app.Start(ctx, app.Options{DataDir: t.TempDir(), PolicyDir: minimalPolicyDir(t), Listen: "127.0.0.1:0", NATSListen: "127.0.0.1:-1",
+		Kube:     &kube.Options{Config: env.Config, Identity: "engine-0"},
+		NATSAuth: &app.NATSAuth{Issuer: issuer, Namespace: "remedy-system", ServiceAccount: "remedy-agent"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	tok := agentToken(t, ctx, kc, "node-embedded")
+	nc, err := nats.Connect(a.NATSURL(), nats.Token(tok))
+	if err != nil {
+		t.Fatalf("agent token: %v", err)
+	}
+	nc.Close()
+	for _, opt := range []nats.Option{nats.Token("made-up"), nats.UserInfo("engine", "guess")} {
+		if nc, err := nats.Connect(a.NATSURL(), opt, nats.MaxReconnects(0)); err == nil {
+			nc.Close()
+			t.Error("connected without an agent token")
+		}
+	}
+}
+
+// Without a cluster to review tokens with, Start refuses the callout.
+func TestNATSAuthNeedsACluster(t *testing.T) {
+	issuer, _ := nkeys.CreateAccount()
+	_, err := app.Start(context.Background(), app.Options{DataDir: t.TempDir(), PolicyDir: minimalPolicyDir(t), Listen: "127.0.0.1:0",
+		NATSListen: "127.0.0.1:-1", NATSAuth: &app.NATSAuth{Issuer: issuer, Namespace: "remedy-system", ServiceAccount: "remedy-agent"}})
+	const want = "nats auth callout: needs the Kubernetes API for token reviews (--kubeconfig or --in-cluster)"
+	if err == nil || err.Error() != want {
+		t.Errorf("no cluster: %v; want %q", err, want)
+	}
+}
+
+// agentToken creates node and an agent pod on it and returns the pod's projected token.
+func agentToken(t *testing.T, ctx context.Context, kc kubernetes.Interface, node string) string {
+	t.Helper()
+	if err := kubeenv.EnsureNamespace(ctx, kc, "remedy-system"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kubeenv.CreateNode(ctx, kc, node, nil); err != nil {
+		t.Fatal(err)
+	}
+	pod := "agent-" + node
+	if _, err := kubeenv.CreateRunningPod(ctx, kc, kubeenv.PodSpec{Namespace: "remedy-system", Name: pod, Node: node, ServiceAccount: "remedy-agent"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := kubeenv.PodToken(ctx, kc, "remedy-system", "remedy-agent", pod, natsauth.DefaultAudience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
