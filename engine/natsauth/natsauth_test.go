@@ -48,10 +48,10 @@ type env struct {
 	js   jetstream.JetStream // the engine's
 }
 
-func start(t *testing.T) *env { return startWith(t, func(o *natsauth.Options) {}) }
+func start(t testing.TB) *env { return startWith(t, func(o *natsauth.Options) {}) }
 
 // startWith starts an env whose callout options edit may change.
-func startWith(t *testing.T, edit func(*natsauth.Options)) *env {
+func startWith(t testing.TB, edit func(*natsauth.Options)) *env {
 	t.Helper()
 	ke := kenv.Get(t)
 	kc, err := kubernetes.NewForConfig(ke.Config)
@@ -106,7 +106,7 @@ func startWith(t *testing.T, edit func(*natsauth.Options)) *env {
 
 // agentPod creates a node (unless it exists) and an agent pod on it, and returns the
 // pod's projected token for audience.
-func (e *env) agentPod(t *testing.T, namespace, sa, node, aud string) string {
+func (e *env) agentPod(t testing.TB, namespace, sa, node, aud string) string {
 	t.Helper()
 	if _, err := kubeenv.CreateNode(e.ctx, e.kube, node, nil); err != nil && !strings.Contains(err.Error(), "already exists") {
 		t.Fatal(err)
