@@ -105,7 +105,7 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	defer j.Close()
-	opts := []nats.Option{nats.Name("remedy-agent " + o.Node), nats.MaxReconnects(-1)}
+	opts := []nats.Option{nats.Name("remedy-agent " + o.Node), nats.MaxReconnects(-1), nats.CustomInboxPrefix(bus.AgentInboxPrefix(o.Node))}
 	if o.NATSTokenFile != "" {
 		if _, err := readToken(o.NATSTokenFile); err != nil {
 			return fmt.Errorf("agent: %w", err)

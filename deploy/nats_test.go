@@ -224,7 +224,7 @@ func TestNATSAgentsProveTheirNode(t *testing.T) {
 
 	// node-a's token, used directly.
 	onErr, errs := testenv.AsyncErrors()
-	nc, err := nats.Connect(ns.ClientURL(), nats.Token(tokA), onErr)
+	nc, err := nats.Connect(ns.ClientURL(), nats.Token(tokA), onErr, nats.CustomInboxPrefix(bus.AgentInboxPrefix(nodeA)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,10 +252,12 @@ func TestNATSAgentsProveTheirNode(t *testing.T) {
 	} {
 		testenv.Denied(t, nc, errs, "publish to", subj, func() error { return nc.Publish(subj, []byte(`{}`)) })
 	}
-	testenv.Denied(t, nc, errs, "subscribe to", "remedy.actions.node-b", func() error {
-		_, err := nc.Subscribe("remedy.actions.node-b", func(*nats.Msg) {})
-		return err
-	})
+	for _, subj := range []string{"remedy.actions.node-b", "_INBOX.>", bus.AgentInboxPrefix("node-b") + ".>"} {
+		testenv.Denied(t, nc, errs, "subscribe to", subj, func() error {
+			_, err := nc.Subscribe(subj, func(*nats.Msg) {})
+			return err
+		})
+	}
 	if _, err := ejs.Consumer(ctx, bus.StreamActions, bus.AgentConsumer("node-b")); err == nil {
 		t.Error("a consumer for node-b exists: node-a created it")
 	}

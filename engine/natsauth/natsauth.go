@@ -212,8 +212,8 @@ func (s *Service) authorize(req *jwt.AuthorizationRequestClaims) (string, error)
 	return ujwt, nil
 }
 
-// NodePermissions is what a node's agent may do: subscribe to its node's actions (and
-// its reply inbox); create, pull and (to restart it after a stall) delete only its own
+// NodePermissions is what a node's agent may do: subscribe to its node's actions and
+// its own replies (bus.AgentInboxPrefix); create, pull and (to restart it after a stall) delete only its own
 // durable consumer agent-<node> with its own filter subject; ack only that consumer's
 // messages; publish only its node's signals and results. <node> is signal.NodeToken.
 func NodePermissions(node string) jwt.Permissions {
@@ -229,6 +229,6 @@ func NodePermissions(node string) jwt.Permissions {
 		"$JS.API.CONSUMER.MSG.NEXT."+cons,
 		"$JS.ACK."+cons+".>",
 	)
-	p.Sub.Allow.Add(bus.ActionSubject(node), "_INBOX.>")
+	p.Sub.Allow.Add(bus.ActionSubject(node), bus.AgentInboxPrefix(node)+".>")
 	return p
 }

@@ -169,7 +169,7 @@ func TestAgentTokenGetsOnlyItsNodesSubjects(t *testing.T) {
 	}
 
 	onErr, errs := testenv.AsyncErrors()
-	nc, err := e.connect(tok, onErr)
+	nc, err := e.connect(tok, onErr, nats.CustomInboxPrefix(bus.AgentInboxPrefix(x)))
 	if err != nil {
 		t.Fatalf("connect with the agent's token: %v", err)
 	}
@@ -192,7 +192,7 @@ func TestAgentTokenGetsOnlyItsNodesSubjects(t *testing.T) {
 	} {
 		testenv.Denied(t, nc, errs, "publish to", subj, func() error { return nc.Publish(subj, []byte(`{}`)) })
 	}
-	for _, subj := range []string{bus.ActionSubject(y), natsauth.Subject} {
+	for _, subj := range []string{bus.ActionSubject(y), natsauth.Subject, "_INBOX.>", bus.AgentInboxPrefix(y) + ".>"} {
 		testenv.Denied(t, nc, errs, "subscribe to", subj, func() error { _, err := nc.Subscribe(subj, func(*nats.Msg) {}); return err })
 	}
 }

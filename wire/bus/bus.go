@@ -49,6 +49,11 @@ func ResultSubject(node string) string { return ResultsPrefix + "." + signal.Nod
 // AgentConsumer is the durable consumer name of a node's agent.
 func AgentConsumer(node string) string { return "agent-" + signal.NodeToken(node) }
 
+// AgentInboxPrefix is the reply-subject prefix of a node's agent: its requests'
+// replies (JetStream API answers, pulled messages) arrive under it, so the agent may
+// subscribe to its own replies only, not to every _INBOX.
+func AgentInboxPrefix(node string) string { return "_INBOX_agent." + signal.NodeToken(node) }
+
 // MaxNameLen is the longest stream or consumer name JetStream accepts.
 const MaxNameLen = 255
 
