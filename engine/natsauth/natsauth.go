@@ -123,7 +123,11 @@ func Start(nc *nats.Conn, o Options) (*Service, error) {
 	s := &Service{o: o, sem: make(chan struct{}, o.Workers)}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	sub, err := nc.QueueSubscribe(Subject, Queue, func(m *nats.Msg) {
-		s.sem <- struct{}{}
+		select {
+		case s.sem <- struct{}{}:
+		case <-s.ctx.Done():
+			return // stopping: the server times the request out
+		}
 		go func() {
 			defer func() { <-s.sem }()
 			s.handle(m)
