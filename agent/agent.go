@@ -15,6 +15,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +40,10 @@ type Options struct {
 	Node     string
 	NATSURL  string
 	NATSOpts []nats.Option
+	// NATSTokenFile, when set, holds the token the agent connects with: its pod's
+	// projected ServiceAccount token, checked by the engine's auth callout
+	// (engine/natsauth). It is read again on every reconnect, since the kubelet rotates it.
+	NATSTokenFile string
 	// StateDir holds the action journal.
 	StateDir string
 	Registry *executors.Registry
@@ -86,6 +92,9 @@ func Run(ctx context.Context, o Options) error {
 	if o.Node == "" {
 		return errors.New("agent: --node is required")
 	}
+	if err := bus.CheckNode(o.Node); err != nil {
+		return fmt.Errorf("agent: --node: %w", err)
+	}
 	if o.Registry == nil {
 		return errors.New("agent: no executor registry")
 	}
@@ -103,7 +112,23 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	defer j.Close()
-	opts := append([]nats.Option{nats.Name("remedy-agent " + o.Node), nats.MaxReconnects(-1)}, o.NATSOpts...)
+	opts := []nats.Option{nats.Name("remedy-agent " + o.Node), nats.MaxReconnects(-1), nats.CustomInboxPrefix(bus.AgentInboxPrefix(o.Node))}
+	if o.NATSTokenFile != "" {
+		if _, err := readToken(o.NATSTokenFile); err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		opts = append(opts, nats.TokenHandler(func() string {
+			tok, err := readToken(o.NATSTokenFile)
+			if err != nil {
+				o.Logger.Warn("nats token unreadable", "err", err)
+			}
+			return tok
+		}),
+			// A refusal while no engine answers the callout (or before the kubelet has
+			// rotated an expired token) must not end the reconnects for good.
+			nats.IgnoreAuthErrorAbort())
+	}
+	opts = append(opts, o.NATSOpts...)
 	nc, err := nats.Connect(o.NATSURL, opts...)
 	if err != nil {
 		return fmt.Errorf("agent: connect nats: %w", err)
@@ -166,6 +191,18 @@ func Run(ctx context.Context, o Options) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("nats token: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("nats token: %s is empty", path)
+	}
+	return tok, nil
 }
 
 // startDetectors runs the detectors and publishes their signals as CloudEvents, with the
@@ -244,6 +281,14 @@ func (a *Agent) handle(ctx context.Context, msg jetstream.Msg) error {
 // an id whose execution started but never finished (the agent died mid-action) is
 // retried once, then reported failed.
 func (a *Agent) Execute(ctx context.Context, req executors.Request) (executors.Result, error) {
+	if req.Node != a.o.Node {
+		// Signed for another node: refuse it, in this agent's name (the audit's actor is
+		// the result's node), without journaling (the id is another node's to run).
+		a.log.Warn("action for another node refused", "action_id", req.ID, "action", req.Action, "action_node", req.Node)
+		res := executors.Failure(req, a.o.Now(), executors.Refused, fmt.Errorf("action for node %q delivered to the agent of %q", req.Node, a.o.Node))
+		res.Node = a.o.Node
+		return res, nil
+	}
 	st := a.j.Get(req.ID)
 	if st.Result != nil {
 		a.log.Info("action already ran; re-reporting", "action_id", req.ID, "status", st.Result.Status)
@@ -252,8 +297,6 @@ func (a *Agent) Execute(ctx context.Context, req executors.Request) (executors.R
 	now := a.o.Now()
 	var res executors.Result
 	switch {
-	case req.Node != a.o.Node:
-		res = executors.Failure(req, now, executors.Refused, fmt.Errorf("action for node %q delivered to %q", req.Node, a.o.Node))
 	case !req.Deadline.IsZero() && now.After(req.Deadline):
 		res = executors.Failure(req, now, executors.Expired, fmt.Errorf("deadline %s passed", req.Deadline.Format(time.RFC3339)))
 	case st.Starts >= 2:
@@ -324,7 +367,10 @@ func (a *Agent) heartbeats(ctx context.Context) {
 	}
 }
 
+// publish reports a result on this node's subject, in this node's name: a refusal of
+// an action that claims another node is still this agent's refusal.
 func (a *Agent) publish(ctx context.Context, res executors.Result) error {
+	res.Node = a.o.Node
 	b, err := json.Marshal(res)
 	if err != nil {
 		return fmt.Errorf("encode result: %w", err)

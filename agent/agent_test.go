@@ -11,13 +11,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/remedyhq/remedy/agent"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/signed"
+	"github.com/remedyhq/remedy/test/testenv"
 	"github.com/remedyhq/remedy/wire/bus"
-	"github.com/remedyhq/remedy/wire/bus/embedded"
 )
 
 // counter is an executor that counts real executions.
@@ -34,22 +33,7 @@ func (c *counter) Execute(_ context.Context, r executors.Request) executors.Resu
 // the same result every time.
 func TestActionRunsOnceAcrossRedeliveryAndRestart(t *testing.T) {
 	const node = "ip-10-0-0-1.ec2.internal" // an EKS node name: dots must not split subjects
-	ns, err := embedded.Start(embedded.Options{Listen: "127.0.0.1:-1", StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := bus.EnsureStreams(ctx, js, 1); err != nil {
-		t.Fatal(err)
-	}
+	ctx, ns, nc, js := testenv.JetStream(t)
 	c := &counter{}
 	state := t.TempDir()
 	pub, key, _ := ed25519.GenerateKey(nil)

@@ -2,8 +2,8 @@
 // kubectl's Kustomize, the rendered objects reference only Secrets, ConfigMaps,
 // ServiceAccounts and flags that exist, a real kube-apiserver (test/kubeenv) accepts them
 // with `kubectl apply --dry-run=server`, the alert rules pass promtool's checks and unit
-// tests, the Alertmanager example passes amtool, and the NATS users confine each agent
-// to its node on a real nats-server.
+// tests, the Alertmanager example passes amtool, and on a real nats-server the auth
+// callout confines each agent's ServiceAccount token to its node.
 //
 // The tools come from hack/deps.d/60-deploy-tools.sh (and 30-kube.sh for the API server).
 // A missing tool skips a test, except under REMEDY_E2E=1, where it fails it.
@@ -51,12 +51,9 @@ func TestMain(m *testing.M) {
 // use them).
 var kustomizations = []string{"base", "overlays/embedded", "overlays/ha", "monitoring"}
 
-// Test nodes the NATS users are generated for.
 // nodeA has an EKS-style name: its dots become underscores in subjects and consumer
-// names (signal.NodeToken), its NATS user keeps the name.
+// names (signal.NodeToken).
 const nodeA = "node-a.ec2.internal"
-
-var testNodes = []string{nodeA, "node-b"}
 
 // tool returns the path of a command-line tool: on the PATH or in <repo>/.cache/bin.
 // Without it the test is skipped, or fails under REMEDY_E2E=1.
@@ -129,7 +126,7 @@ func tree(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("bash", filepath.Join(dst, "gen-secrets.sh"), "--nodes", strings.Join(testNodes, " "), "--out", dst)
+	cmd := exec.Command("bash", filepath.Join(dst, "gen-secrets.sh"), "--out", dst)
 	cmd.Env = append(os.Environ(), "FORCE=1", "REMEDY_AUDIT_DSN=postgres://remedy:secret@postgres:5432/remedy?sslmode=disable")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("gen-secrets.sh: %v\n%s", err, out)

@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +15,16 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/remedyhq/remedy/agent"
+	"github.com/remedyhq/remedy/engine/natsauth"
 	"github.com/remedyhq/remedy/engine/transport"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/catalog"
 	"github.com/remedyhq/remedy/executors/signed"
+	"github.com/remedyhq/remedy/test/kubeenv"
+	"github.com/remedyhq/remedy/test/testenv"
 	"github.com/remedyhq/remedy/wire/bus"
 )
 
@@ -42,7 +46,6 @@ func TestNATSConfigParses(t *testing.T) {
 	copyFile(t, filepath.Join(root, "overlays/ha/secrets/nats-users.conf"), filepath.Join(dir, "auth", "users.conf"))
 	t.Setenv("POD_NAME", "remedy-nats-0")
 	t.Setenv("NATS_ENGINE_PASSWORD", readSecret(t, root, "overlays/ha/secrets/nats-engine-password"))
-	t.Setenv("NATS_AGENT_PASSWORD", readSecret(t, root, "overlays/ha/secrets/nats-agent-password"))
 	routePW := readSecret(t, root, "overlays/ha/secrets/nats-route-password")
 	t.Setenv("NATS_ROUTE_PASSWORD", routePW)
 	o, err := server.ProcessConfigFile(filepath.Join(dir, "nats.conf"))
@@ -55,13 +58,16 @@ func TestNATSConfigParses(t *testing.T) {
 	if o.Cluster.Username != "route" || o.Cluster.Password != routePW {
 		t.Errorf("cluster routes authenticate as %q (password from the environment: %v); want route", o.Cluster.Username, o.Cluster.Password == routePW)
 	}
-	if got := len(o.Users); got != 1+len(testNodes) {
-		t.Errorf("%d users, want the engine and %d nodes", got, len(testNodes))
+	if len(o.Users) != 1 || o.Users[0].Username != "engine" || o.Users[0].Password == "" || strings.HasPrefix(o.Users[0].Password, "$") {
+		t.Errorf("users %+v; want only the engine, its password from the environment", o.Users)
 	}
-	for _, u := range o.Users {
-		if u.Password == "" || strings.HasPrefix(u.Password, "$") {
-			t.Errorf("user %s: password not taken from the environment (%q)", u.Username, u.Password)
-		}
+	issuer, err := natsauth.LoadIssuer([]byte(readSecret(t, root, "overlays/ha/secrets/nats-callout.nk")))
+	if err != nil {
+		t.Fatalf("gen-secrets.sh's callout key: %v", err)
+	}
+	pub, _ := issuer.PublicKey()
+	if ac := o.AuthCallout; ac == nil || ac.Issuer != pub || !slices.Equal(ac.AuthUsers, []string{"engine"}) {
+		t.Errorf("auth_callout %+v; want issuer %s (the public half of nats-callout.nk), auth_users [engine]", ac, pub)
 	}
 }
 
@@ -79,16 +85,26 @@ func copyFile(t *testing.T, src, dst string) {
 	}
 }
 
-// TestNATSPerNodePermissions runs a real nats-server with the users gen-secrets.sh wrote
-// and the real agent of node-a: the agent receives and answers an action signed with the
-// generated key, and node-a's credentials can neither read node-b's actions nor speak
-// for node-b nor forge actions.
-func TestNATSPerNodePermissions(t *testing.T) {
+// TestNATSAgentsProveTheirNode runs a real nats-server with the configuration
+// gen-secrets.sh wrote, the engine's auth callout with the generated key reviewing tokens
+// on the real kube-apiserver, and the real agent of node-a connecting as the ha
+// DaemonSet does (its pod's projected token): the agent receives and answers an action
+// signed with the generated key, node-a's token can neither read node-b's actions nor
+// speak for node-b nor forge actions, and node-b, which joins afterwards, is let in with
+// nothing re-generated.
+func TestNATSAgentsProveTheirNode(t *testing.T) {
 	root := tree(t)
 	enginePW := readSecret(t, root, "overlays/ha/secrets/nats-engine-password")
-	agentPW := readSecret(t, root, "overlays/ha/secrets/nats-agent-password")
 	t.Setenv("NATS_ENGINE_PASSWORD", enginePW)
-	t.Setenv("NATS_AGENT_PASSWORD", agentPW)
+	issuer, err := natsauth.LoadIssuer([]byte(readSecret(t, root, "overlays/ha/secrets/nats-callout.nk")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ke := kenv.Get(t)
+	kc, err := kubernetes.NewForConfig(ke.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	dir := t.TempDir()
 	copyFile(t, filepath.Join(root, "overlays/ha/secrets/nats-users.conf"), filepath.Join(dir, "users.conf"))
@@ -110,11 +126,11 @@ func TestNATSPerNodePermissions(t *testing.T) {
 	if !ns.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server not ready")
 	}
-	addr := strings.TrimPrefix(ns.ClientURL(), "nats://")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	// The engine: streams, and an action for node-a signed with the generated key.
+	// The engine: streams, the auth callout, and an action for node-a signed with the
+	// generated key.
 	enc, err := nats.Connect(ns.ClientURL(), nats.UserInfo("engine", enginePW))
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +143,13 @@ func TestNATSPerNodePermissions(t *testing.T) {
 	if err := bus.EnsureStreams(ctx, ejs, 1); err != nil {
 		t.Fatal(err)
 	}
+	const agentNS, agentSA = "remedy-system", "remedy-agent" // base/agent.yaml
+	svc, err := natsauth.Start(enc, natsauth.Options{Issuer: issuer,
+		Reviewer: natsauth.KubeReviewer{Client: kc, Namespace: agentNS, ServiceAccount: agentSA, Audience: "remedy-nats"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
 	key, err := signed.LoadPrivateKey(filepath.Join(root, "base/secrets/dispatch.key"))
 	if err != nil {
 		t.Fatalf("gen-secrets.sh's signing key: %v", err)
@@ -135,8 +158,31 @@ func TestNATSPerNodePermissions(t *testing.T) {
 	if err != nil {
 		t.Fatalf("gen-secrets.sh's verify key: %v", err)
 	}
+	// podToken: the token the kubelet projects into an agent pod on node (overlays/ha/agent.yaml).
+	podToken := func(node string) string {
+		t.Helper()
+		if err := kubeenv.EnsureNamespace(ctx, kc, agentNS); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kubeenv.CreateNode(ctx, kc, node, nil); err != nil {
+			t.Fatal(err)
+		}
+		pod := "remedy-agent-" + strings.ReplaceAll(node, ".", "-")
+		if _, err := kubeenv.CreateRunningPod(ctx, kc, kubeenv.PodSpec{Namespace: agentNS, Name: pod, Node: node, ServiceAccount: agentSA}); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := kubeenv.PodToken(ctx, kc, agentNS, agentSA, pod, "remedy-nats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	tokA := podToken(nodeA)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(tokA), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
-	// node-a's agent, connected as the DaemonSet connects (user = node name).
 	reg := executors.NewRegistry()
 	if err := reg.Add(executors.OnNode, catalog.Node(catalog.Options{HostRoot: t.TempDir()})...); err != nil {
 		t.Fatal(err)
@@ -145,12 +191,13 @@ func TestNATSPerNodePermissions(t *testing.T) {
 	agentDone := make(chan error, 1)
 	go func() {
 		agentDone <- agent.Run(actx, agent.Options{
-			Node:      nodeA,
-			NATSURL:   "nats://" + nodeA + ":" + url.QueryEscape(agentPW) + "@" + addr,
-			StateDir:  t.TempDir(),
-			Registry:  reg,
-			VerifyKey: pub,
-			Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+			Node:          nodeA,
+			NATSURL:       ns.ClientURL(),
+			NATSTokenFile: tokenFile,
+			StateDir:      t.TempDir(),
+			Registry:      reg,
+			VerifyKey:     pub,
+			Logger:        slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
 	}()
 	defer func() {
@@ -171,34 +218,13 @@ func TestNATSPerNodePermissions(t *testing.T) {
 	if err := (transport.Dispatcher{JS: ejs, Key: key}).Dispatch(ctx, req); err != nil {
 		t.Fatal(err)
 	}
-	cons, err := ejs.CreateOrUpdateConsumer(ctx, bus.StreamResults, jetstream.ConsumerConfig{
-		FilterSubject: bus.ResultSubject(nodeA), AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(30*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got *executors.Result
-	for m := range batch.Messages() {
-		var r executors.Result
-		if err := json.Unmarshal(m.Data(), &r); err != nil {
-			t.Fatalf("result: %v: %s", err, m.Data())
-		}
-		got = &r
-	}
-	if got == nil {
-		t.Fatalf("no result from node-a's agent within 30s (its consumer, fetch, ack or result publish was refused?) %v", batch.Error())
-	}
-	if got.ID != req.ID || got.Status == executors.Refused {
+	if got := testenv.NextResult(t, ctx, ejs, nodeA); got.ID != req.ID || got.Status == executors.Refused {
 		t.Fatalf("result %s %s: %s; want %s, not refused (the generated key pair must verify)", got.ID, got.Status, got.Message, req.ID)
 	}
 
-	// node-a's credentials, used directly.
-	errs := make(chan error, 32)
-	nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo(nodeA, agentPW),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
+	// node-a's token, used directly.
+	onErr, errs := testenv.AsyncErrors()
+	nc, err := nats.Connect(ns.ClientURL(), nats.Token(tokA), onErr, nats.CustomInboxPrefix(bus.AgentInboxPrefix(nodeA)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,29 +235,6 @@ func TestNATSPerNodePermissions(t *testing.T) {
 	}
 	if _, err := js.Publish(ctx, "remedy.signals.node-a_ec2_internal.irq_skew", []byte(`{}`)); err != nil {
 		t.Errorf("node-a may publish its own signals: %v", err)
-	}
-	denied := func(op, subject string, do func() error) {
-		t.Helper()
-		if err := do(); err != nil {
-			if strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
-				return
-			}
-			t.Fatalf("%s %s: %v", op, subject, err)
-		}
-		_ = nc.Flush()
-		deadline := time.After(3 * time.Second)
-		for {
-			select {
-			case err := <-errs:
-				s := strings.ToLower(err.Error())
-				if strings.Contains(s, "permissions violation") && strings.Contains(s, strings.ToLower(subject)) {
-					return
-				}
-			case <-deadline:
-				t.Errorf("node-a could %s %s", op, subject)
-				return
-			}
-		}
 	}
 	for _, subj := range []string{
 		"remedy.actions.node-b",              // forge an action
@@ -245,19 +248,35 @@ func TestNATSPerNodePermissions(t *testing.T) {
 		"$JS.API.CONSUMER.DELETE.REMEDY_ACTIONS.agent-node-b", // delete another node's consumer
 		"$JS.API.STREAM.PURGE.REMEDY_ACTIONS",
 		"$JS.API.STREAM.DELETE.REMEDY_RESULTS",
+		natsauth.Subject, // answer another agent's authorization
 	} {
-		denied("publish to", subj, func() error { return nc.Publish(subj, []byte(`{}`)) })
+		testenv.Denied(t, nc, errs, "publish to", subj, func() error { return nc.Publish(subj, []byte(`{}`)) })
 	}
-	denied("subscribe to", "remedy.actions.node-b", func() error {
-		_, err := nc.Subscribe("remedy.actions.node-b", func(*nats.Msg) {})
-		return err
-	})
+	for _, subj := range []string{"remedy.actions.node-b", "_INBOX.>", bus.AgentInboxPrefix("node-b") + ".>"} {
+		testenv.Denied(t, nc, errs, "subscribe to", subj, func() error {
+			_, err := nc.Subscribe(subj, func(*nats.Msg) {})
+			return err
+		})
+	}
 	if _, err := ejs.Consumer(ctx, bus.StreamActions, bus.AgentConsumer("node-b")); err == nil {
 		t.Error("a consumer for node-b exists: node-a created it")
 	}
-	if c, err := nats.Connect(ns.ClientURL(), nats.UserInfo(nodeA, "wrong")); err == nil {
+	if c, err := nats.Connect(ns.ClientURL(), nats.Token("not-a-token")); err == nil {
 		c.Close()
-		t.Error("node-a connected with a wrong password")
+		t.Error("connected with a made-up token")
+	}
+
+	// node-b joins now: its agent's token is let in for node-b, no file changed.
+	nb, err := nats.Connect(ns.ClientURL(), nats.Token(podToken("node-b")))
+	if err != nil {
+		t.Fatalf("node-b, joined after the engine started: %v", err)
+	}
+	defer nb.Close()
+	if _, err := nb.SubscribeSync(bus.ActionSubject("node-b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := nb.Flush(); err != nil || nb.LastError() != nil {
+		t.Fatalf("node-b subscribing to its actions: %v %v", err, nb.LastError())
 	}
 }
 

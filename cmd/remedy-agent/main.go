@@ -66,6 +66,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	hostname, _ := os.Hostname()
 	fs.StringVar(&o.Node, "node", envOr("NODE_NAME", hostname), "this node's name (default $NODE_NAME or the hostname)")
 	fs.StringVar(&o.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS URL")
+	fs.StringVar(&o.NATSTokenFile, "nats-token-file", "", "connect with this token, read again on every reconnect: the pod's projected ServiceAccount token, for the engine's auth callout")
 	fs.StringVar(&o.StateDir, "state-dir", "/var/lib/remedy-agent", "directory for the action journal")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "report what each action would change, change nothing")
 	fs.BoolVar(&o.AskEngine, "ask-engine", true, "before running an action the journal has never seen, ask the engine whether it is still to be run (run-once after a lost state directory)")

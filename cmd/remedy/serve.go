@@ -38,6 +38,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	keyFile := fs.String("signing-key", "", "ed25519 private key (PEM) that signs every action (remedy keygen makes one)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	kubeOptions := kubeFlags(fs)
+	natsAuth := natsAuthFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,6 +47,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	o.Kube = ko
+	if o.NATSAuth, err = natsAuth(); err != nil {
+		return err
+	}
 	if *tokenFile != "" {
 		b, err := os.ReadFile(*tokenFile)
 		if err != nil {

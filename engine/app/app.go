@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -33,6 +35,7 @@ import (
 	"github.com/remedyhq/remedy/engine/guard"
 	"github.com/remedyhq/remedy/engine/guard/verify"
 	"github.com/remedyhq/remedy/engine/kube"
+	"github.com/remedyhq/remedy/engine/natsauth"
 	"github.com/remedyhq/remedy/engine/policy"
 	"github.com/remedyhq/remedy/engine/transport"
 	"github.com/remedyhq/remedy/executors"
@@ -60,6 +63,12 @@ type Options struct {
 	// NATSListen is the embedded server's client address for agents (default
 	// 127.0.0.1:4222; "127.0.0.1:-1" picks a free port).
 	NATSListen string
+	// NATSAuth, when set, answers the NATS server's auth callout (engine/natsauth):
+	// agents connect with their projected ServiceAccount token and get a user confined
+	// to their node's subjects. It needs Kube; the embedded server is configured for it,
+	// an external one (NATSURL) must name Issuer's public key as auth_callout issuer
+	// and this engine's user in auth_users.
+	NATSAuth *NATSAuth
 	// DryRun makes every action a dry run.
 	DryRun bool
 	// WebhookToken, when set, is required as a bearer token on the webhook.
@@ -106,6 +115,16 @@ type Options struct {
 	Logger          *slog.Logger
 }
 
+// NATSAuth configures the auth callout for agents.
+type NATSAuth struct {
+	// Issuer is the account key pair the server's auth_callout names as issuer.
+	Issuer nkeys.KeyPair
+	// Namespace and ServiceAccount are the agents' (the DaemonSet's).
+	Namespace, ServiceAccount string
+	// Audience of the agents' projected tokens (default natsauth.DefaultAudience).
+	Audience string
+}
+
 // App is a running engine.
 type App struct {
 	Engine   *engine.Engine
@@ -129,6 +148,7 @@ type App struct {
 	stopOnce sync.Once
 	log      *slog.Logger
 	kube     *kube.Cluster
+	natsAuth *natsauth.Service
 }
 
 // Addr is the HTTP listen address.
@@ -183,12 +203,21 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	a.auditPolicy(policy.Event{Loaded: true, Source: o.PolicyDir, Revision: pol.Revision, Files: pol.Files, Tests: pol.Tests})
 
 	if o.NATSURL == "" {
-		a.ns, err = embedded.Start(embedded.Options{Listen: o.NATSListen, StoreDir: filepath.Join(o.DataDir, "jetstream")})
+		eo := embedded.Options{Listen: o.NATSListen, StoreDir: filepath.Join(o.DataDir, "jetstream")}
+		var auth []nats.Option
+		if o.NATSAuth != nil {
+			if eo.CalloutIssuer, err = o.NATSAuth.Issuer.PublicKey(); err != nil {
+				return nil, fmt.Errorf("nats auth callout issuer: %w", err)
+			}
+			eo.EnginePassword = rand.Text()
+			auth = append(auth, nats.UserInfo(embedded.EngineUser, eo.EnginePassword))
+		}
+		a.ns, err = embedded.Start(eo)
 		if err != nil {
 			return nil, err
 		}
 		a.natsURL = a.ns.ClientURL()
-		a.NATS, err = nats.Connect("", nats.InProcessServer(a.ns), nats.Name("remedy-engine"))
+		a.NATS, err = nats.Connect("", append([]nats.Option{nats.InProcessServer(a.ns), nats.Name("remedy-engine")}, auth...)...)
 	} else {
 		a.natsURL = o.NATSURL
 		a.NATS, err = nats.Connect(o.NATSURL, nats.Name("remedy-engine"), nats.MaxReconnects(-1))
@@ -204,6 +233,9 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	}
 
 	if _, err := a.startKube(ctx, &o); err != nil {
+		return nil, err
+	}
+	if err := a.startNATSAuth(o); err != nil {
 		return nil, err
 	}
 	reg := executors.NewRegistry()
@@ -314,6 +346,31 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	return a, nil
 }
 
+// startNATSAuth answers the auth callout on every replica (a queue group shares the
+// work): a replica that is not the leader still lets agents in.
+func (a *App) startNATSAuth(o Options) error {
+	if o.NATSAuth == nil {
+		return nil
+	}
+	if a.kube == nil {
+		return errors.New("nats auth callout: needs the Kubernetes API for token reviews (--kubeconfig or --in-cluster)")
+	}
+	na := o.NATSAuth
+	if na.Namespace == "" || na.ServiceAccount == "" {
+		return errors.New("nats auth callout: the agents' namespace and ServiceAccount are required")
+	}
+	svc, err := natsauth.Start(a.NATS, natsauth.Options{
+		Issuer:   na.Issuer,
+		Reviewer: natsauth.KubeReviewer{Client: a.kube.Client, Namespace: na.Namespace, ServiceAccount: na.ServiceAccount, Audience: na.Audience},
+		Logger:   o.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	a.natsAuth = svc
+	return nil
+}
+
 // ShippedActions is every action remedy ships, node and cluster, for checking policies:
 // a policy is judged against the whole catalogue, whether or not this engine runs the
 // cluster actions (a decision for one it lacks is refused and audited when made).
@@ -373,6 +430,9 @@ func (a *App) Stop() {
 			a.Engine.Stop()
 		}
 		a.wg.Wait()
+		if a.natsAuth != nil {
+			a.natsAuth.Stop()
+		}
 		if a.kube != nil {
 			a.kube.Stop()
 		}

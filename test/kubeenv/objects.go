@@ -84,6 +84,8 @@ type PodSpec struct {
 	// bare pod. The owner object itself is not created: nothing here garbage-collects.
 	OwnerKind string
 	EmptyDir  bool
+	// ServiceAccount runs the pod (default: none named).
+	ServiceAccount string
 	// Phase is the status phase to write; default Running (and Ready).
 	Phase corev1.PodPhase
 }
@@ -94,8 +96,9 @@ func CreateRunningPod(ctx context.Context, c kubernetes.Interface, s PodSpec) (*
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: s.Labels, Annotations: s.Annotations},
 		Spec: corev1.PodSpec{
-			NodeName:   s.Node,
-			Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/app:1"}},
+			NodeName:           s.Node,
+			ServiceAccountName: s.ServiceAccount,
+			Containers:         []corev1.Container{{Name: "app", Image: "registry.invalid/app:1"}},
 		},
 	}
 	if s.OwnerKind != "" {

@@ -1,11 +1,20 @@
 package testenv
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/remedyhq/remedy/wire/bus"
+	"github.com/remedyhq/remedy/wire/bus/embedded"
 )
 
 // NATSServerBin returns a nats-server binary of the same version remedy embeds (the
@@ -43,4 +52,31 @@ func NATSServerBin(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return bin
+}
+
+// JetStream starts an in-process NATS server with JetStream and remedy's streams (the
+// embedded server `remedy serve` runs), connects to it, and stops both when the test
+// ends. The context ends with the test, 30 s at most.
+func JetStream(t testing.TB) (context.Context, *server.Server, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	ns, err := embedded.Start(embedded.Options{Listen: "127.0.0.1:-1", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	if err := bus.EnsureStreams(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, ns, nc, js
 }

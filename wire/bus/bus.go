@@ -11,7 +11,8 @@
 //	                              has no journal entry for (core NATS request/reply)
 //	remedy.heartbeats.<node>      the agent's liveness, every HeartbeatInterval (core NATS)
 //
-// <node> is signal.NodeToken(node): the node name with its dots as underscores.
+// <node> is signal.NodeToken(node): the node name with its dots as underscores, other
+// names escaped so that no two nodes share a token (docs/architecture.md).
 package bus
 
 import (
@@ -86,6 +87,25 @@ func ResultSubject(node string) string { return ResultsPrefix + "." + signal.Nod
 
 // AgentConsumer is the durable consumer name of a node's agent.
 func AgentConsumer(node string) string { return "agent-" + signal.NodeToken(node) }
+
+// AgentInboxPrefix is the reply-subject prefix of a node's agent: its requests'
+// replies (JetStream API answers, pulled messages) arrive under it, so the agent may
+// subscribe to its own replies only, not to every _INBOX.
+func AgentInboxPrefix(node string) string { return "_INBOX_agent." + signal.NodeToken(node) }
+
+// MaxNameLen is the longest stream or consumer name JetStream accepts.
+const MaxNameLen = 255
+
+// CheckNode refuses a node name whose agent consumer name JetStream would refuse.
+func CheckNode(node string) error {
+	if node == "" {
+		return errors.New("empty node name")
+	}
+	if c := AgentConsumer(node); len(c) > MaxNameLen {
+		return fmt.Errorf("node name %q is too long: its consumer name has %d characters, JetStream allows %d", node, len(c), MaxNameLen)
+	}
+	return nil
+}
 
 // StreamConfigs are the streams remedy needs.
 func StreamConfigs(replicas int) []jetstream.StreamConfig {

@@ -7,11 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/remedyhq/remedy/test/testenv"
 	"github.com/remedyhq/remedy/wire/bus"
-	"github.com/remedyhq/remedy/wire/bus/embedded"
 )
 
 // A consumer that holds one claimed message and never gets it back (the server-side
@@ -19,22 +18,7 @@ import (
 // after the floor is delivered again, the claimed one included, and consuming goes on
 // with the restarted consumer.
 func TestRestartAfterStall(t *testing.T) {
-	ns, err := embedded.Start(embedded.Options{Listen: "127.0.0.1:-1", StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := bus.EnsureStreams(ctx, js, 1); err != nil {
-		t.Fatal(err)
-	}
+	ctx, _, _, js := testenv.JetStream(t)
 	cfg := jetstream.ConsumerConfig{Durable: bus.AgentConsumer("n1"), FilterSubject: bus.ActionSubject("n1"),
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Hour, MaxAckPending: 1, DeliverPolicy: jetstream.DeliverAllPolicy}
 	for i := range 3 {

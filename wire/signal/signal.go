@@ -103,10 +103,92 @@ func (s *Signal) Subject() string {
 	return SubjectPrefix + "." + NodeToken(s.Node) + "." + string(s.Kind)
 }
 
-// NodeToken is a node name as one NATS subject token and consumer name: dots (EKS
-// names like ip-10-0-0-1.ec2.internal) become underscores, which a Kubernetes node name
-// (an RFC 1123 subdomain) never contains, so no two nodes share a token.
-func NodeToken(node string) string { return strings.ReplaceAll(node, ".", "_") }
+// NodeToken is a node name as one NATS subject token and consumer name. The encoding is
+// injective (ParseNodeToken undoes it) and its output holds only A-Z, a-z, 0-9, '-' and
+// '_', which every subject token and JetStream name accepts:
+//
+//   - a name of letters, digits, '-' and '.' that starts with a letter or digit (every
+//     Kubernetes node name) has its dots as underscores: ip-10-0-0-1.ec2.internal is
+//     ip-10-0-0-1_ec2_internal, as before the encoding was made injective;
+//   - any other name starts with '_' (which no name of the first kind does), then has
+//     every byte other than a letter, digit or '-' as '_' and two lowercase hex digits:
+//     a_b is _a_5fb, a.b_c is _a_2eb_5fc.
+func NodeToken(node string) string {
+	if plainNode(node) {
+		return strings.ReplaceAll(node, ".", "_")
+	}
+	const hexDigits = "0123456789abcdef"
+	b := make([]byte, 0, 1+3*len(node))
+	b = append(b, '_')
+	for i := 0; i < len(node); i++ {
+		if c := node[i]; isAlnum(c) || c == '-' {
+			b = append(b, c)
+		} else {
+			b = append(b, '_', hexDigits[c>>4], hexDigits[c&15])
+		}
+	}
+	return string(b)
+}
+
+// ErrBadNodeToken is returned by ParseNodeToken for a token NodeToken never makes.
+var ErrBadNodeToken = errors.New("not a node token")
+
+// ParseNodeToken returns the node name whose NodeToken tok is.
+func ParseNodeToken(tok string) (string, error) {
+	var node string
+	if !strings.HasPrefix(tok, "_") {
+		node = strings.ReplaceAll(tok, "_", ".")
+	} else {
+		b := make([]byte, 0, len(tok))
+		for i := 1; i < len(tok); i++ {
+			if tok[i] != '_' {
+				b = append(b, tok[i])
+				continue
+			}
+			if i+2 >= len(tok) {
+				return "", fmt.Errorf("%w: %q: '_' without two hex digits", ErrBadNodeToken, tok)
+			}
+			hi, lo := unhex(tok[i+1]), unhex(tok[i+2])
+			if hi < 0 || lo < 0 {
+				return "", fmt.Errorf("%w: %q: '_' without two hex digits", ErrBadNodeToken, tok)
+			}
+			b = append(b, byte(hi<<4|lo))
+			i += 2
+		}
+		node = string(b)
+	}
+	if NodeToken(node) != tok { // one token per name: refuse every other spelling
+		return "", fmt.Errorf("%w: %q", ErrBadNodeToken, tok)
+	}
+	return node, nil
+}
+
+// plainNode reports whether a name keeps its spelling in NodeToken, dots aside.
+func plainNode(node string) bool {
+	if node == "" || !isAlnum(node[0]) {
+		return false
+	}
+	for i := 1; i < len(node); i++ {
+		if c := node[i]; !isAlnum(c) && c != '-' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+func unhex(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'a' <= c && c <= 'f':
+		return int(c-'a') + 10
+	}
+	return -1
+}
 
 // SubjectPrefix is the root of the signal subjects: remedy.signals.<node>.<kind>.
 const SubjectPrefix = "remedy.signals"

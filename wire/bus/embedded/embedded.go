@@ -17,7 +17,15 @@ type Options struct {
 	Listen string
 	// StoreDir holds the JetStream file store.
 	StoreDir string
+	// CalloutIssuer, when set, sends every client but the engine to the auth callout
+	// with this issuer (an account public key; engine/natsauth answers it), and the
+	// engine must connect as user "engine" with EnginePassword.
+	CalloutIssuer  string
+	EnginePassword string
 }
+
+// EngineUser is the engine's user on a server with auth callout.
+const EngineUser = "engine"
 
 // Start starts the server and waits until it accepts connections.
 func Start(o Options) (*server.Server, error) {
@@ -33,7 +41,7 @@ func Start(o Options) (*server.Server, error) {
 		}
 		host, port = h, n
 	}
-	ns, err := server.NewServer(&server.Options{
+	so := &server.Options{
 		ServerName: "remedy-embedded",
 		Host:       host,
 		Port:       port,
@@ -41,7 +49,16 @@ func Start(o Options) (*server.Server, error) {
 		StoreDir:   o.StoreDir,
 		NoSigs:     true,
 		NoLog:      true,
-	})
+	}
+	if o.CalloutIssuer != "" {
+		if o.EnginePassword == "" {
+			return nil, fmt.Errorf("embedded nats: auth callout without an engine password")
+		}
+		so.Users = []*server.User{{Username: EngineUser, Password: o.EnginePassword}}
+		so.AuthCallout = &server.AuthCallout{Issuer: o.CalloutIssuer, AuthUsers: []string{EngineUser}}
+		so.AuthTimeout = 5 // seconds: room for a TokenReview
+	}
+	ns, err := server.NewServer(so)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
