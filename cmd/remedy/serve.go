@@ -38,6 +38,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	keyFile := fs.String("signing-key", "", "ed25519 private key (PEM) that signs every action (remedy keygen makes one)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	kubeOptions := kubeFlags(fs)
+	// The doors (issue 15): sessions of the browser pages.
+	fs.DurationVar(&o.SessionTTL, "session-ttl", 12*time.Hour, "how long a login to the approvals page lasts")
+	fs.Func("trusted-origin", "another origin whose pages may post to the approvals page (a reverse proxy's public https://host; repeatable)", func(v string) error {
+		o.TrustedOrigins = append(o.TrustedOrigins, v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -29,19 +29,20 @@ import (
 	"github.com/remedyhq/remedy/engine/approval"
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/audit/auditstore"
-	"github.com/remedyhq/remedy/wire/bus"
-	"github.com/remedyhq/remedy/wire/bus/embedded"
 	"github.com/remedyhq/remedy/engine/facts"
 	"github.com/remedyhq/remedy/engine/guard"
 	"github.com/remedyhq/remedy/engine/guard/verify"
 	"github.com/remedyhq/remedy/engine/kube"
 	"github.com/remedyhq/remedy/engine/policy"
 	"github.com/remedyhq/remedy/engine/transport"
+	"github.com/remedyhq/remedy/engine/webauth"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/catalog"
 	kubeexec "github.com/remedyhq/remedy/executors/kube"
 	"github.com/remedyhq/remedy/webhooks/alertmanager"
 	"github.com/remedyhq/remedy/webhooks/mtls"
+	"github.com/remedyhq/remedy/wire/bus"
+	"github.com/remedyhq/remedy/wire/bus/embedded"
 )
 
 // Options configure the engine process.
@@ -77,6 +78,11 @@ type Options struct {
 	GuardsFile string
 	// ApproversFile maps API tokens to identities and roles; empty allows no one.
 	ApproversFile string
+	// SessionTTL is how long a login to the browser pages lasts (default 12h).
+	SessionTTL time.Duration
+	// TrustedOrigins may post to the pages besides their own origin (the public origin
+	// of a reverse proxy that rewrites Host), e.g. https://remedy.example.com.
+	TrustedOrigins []string
 	// AuditDSN selects the audit store: postgres://… for PostgreSQL, else a SQLite file
 	// (default DataDir/audit.db).
 	AuditDSN string
@@ -117,6 +123,9 @@ type App struct {
 	Guards   *guard.Guards
 	// Approvals holds actions waiting for a human.
 	Approvals *approval.Service
+	// Sessions are the logins of the browser pages (engine/webauth), one store for every
+	// page.
+	Sessions *webauth.Sessions
 
 	addr     string
 	scheme   string
@@ -219,12 +228,17 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	var tokens approval.Tokens
+	var tokens webauth.Tokens
 	if o.ApproversFile != "" {
-		if tokens, err = approval.LoadTokens(o.ApproversFile); err != nil {
+		if tokens, err = webauth.LoadTokens(o.ApproversFile); err != nil {
 			return nil, err
 		}
 	}
+	sessions, err := webauth.New(webauth.Options{Tokens: tokens, TTL: o.SessionTTL, TrustedOrigins: o.TrustedOrigins})
+	if err != nil {
+		return nil, err
+	}
+	a.Sessions = sessions
 	a.Guards = guard.New(guard.Options{Config: gcfg, Store: st, Facts: o.Facts, Registerer: a.Registry})
 	if err := a.Guards.Restore(ctx); err != nil {
 		return nil, err
@@ -286,7 +300,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 		}
 		ln, a.scheme = tls.NewListener(ln, cfg), "https"
 	}
-	approvals := approval.Handler(approval.HandlerOptions{Service: a.Approvals, Tokens: tokens, Switch: a.Guards})
+	approvals := approval.Handler(approval.HandlerOptions{Service: a.Approvals, Sessions: sessions, Switch: a.Guards})
 	a.srv = &http.Server{
 		Handler:           api.Handler(api.Options{Webhook: hook, Store: st, Policy: a.Policy, Gatherer: a.Registry, Ready: a.ready, Approvals: approvals, Authorize: auditAuth(tokens)}),
 		ReadHeaderTimeout: 10 * time.Second,

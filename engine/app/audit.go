@@ -5,11 +5,10 @@ import (
 	"errors"
 	"net/http"
 	"path/filepath"
-	"strings"
 
-	"github.com/remedyhq/remedy/engine/approval"
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/audit/auditstore"
+	"github.com/remedyhq/remedy/engine/webauth"
 )
 
 // openAudit opens the audit store the options select: PostgreSQL for a postgres:// DSN,
@@ -23,13 +22,13 @@ func openAudit(ctx context.Context, o Options) (audit.Log, error) {
 
 // auditAuth admits the approvers file's identities (viewers and up) to the audit API.
 // Without an approvers file the audit API stays open, as it was before the file existed.
-func auditAuth(t approval.Tokens) func(*http.Request) error {
+func auditAuth(t webauth.Tokens) func(*http.Request) error {
 	if len(t.Tokens) == 0 {
 		return nil
 	}
 	return func(r *http.Request) error {
-		id, ok := t.Lookup(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
-		if !ok || !id.Role.Allows(approval.Viewer) {
+		id, ok := t.Authenticate(r)
+		if !ok || !id.Role.Allows(webauth.Viewer) {
 			return errors.New("a valid bearer token is required")
 		}
 		return nil

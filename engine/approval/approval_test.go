@@ -15,8 +15,8 @@ import (
 	"github.com/remedyhq/remedy/engine/audit/sqlite"
 	"github.com/remedyhq/remedy/engine/guard"
 	"github.com/remedyhq/remedy/engine/policy"
-	"github.com/remedyhq/remedy/wire/signal"
 	"github.com/remedyhq/remedy/executors"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
 // runner records what the service asked to execute, as engine.Execute would.
