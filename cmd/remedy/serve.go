@@ -10,6 +10,7 @@ import (
 
 	"github.com/remedyhq/remedy/engine/app"
 	"github.com/remedyhq/remedy/engine/demo"
+	"github.com/remedyhq/remedy/engine/policy"
 	"github.com/remedyhq/remedy/executors/signed"
 )
 
@@ -38,7 +39,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	keyFile := fs.String("signing-key", "", "ed25519 private key (PEM) that signs every action (remedy keygen makes one)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	kubeOptions := kubeFlags(fs)
-	// The doors (issue 15): sessions of the browser pages.
+	// The doors (issue 15): the policy's deadline, sessions of the browser pages.
+	fs.DurationVar(&o.PolicyEvalTimeout, "policy-eval-timeout", policy.DefaultEvalTimeout, "deadline of one policy evaluation; one cut off is recorded as a policy_error")
 	fs.DurationVar(&o.SessionTTL, "session-ttl", 12*time.Hour, "how long a login to the approvals page lasts")
 	fs.Func("trusted-origin", "another origin whose pages may post to the approvals page (a reverse proxy's public https://host; repeatable)", func(v string) error {
 		o.TrustedOrigins = append(o.TrustedOrigins, v)

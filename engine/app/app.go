@@ -102,6 +102,9 @@ type Options struct {
 	// rejected and audited while the running policy stays. 0 means every 5s; negative
 	// turns reloading off.
 	PolicyReload time.Duration
+	// PolicyEvalTimeout bounds each policy evaluation (default 500ms, negative: no
+	// deadline); an evaluation cut off is a policy_error decision.
+	PolicyEvalTimeout time.Duration
 	// ClusterExecutors run in the engine (Kubernetes actions).
 	ClusterExecutors []executors.Executor
 	ActionTTL        time.Duration
@@ -176,7 +179,10 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 		}
 	}()
 
-	polOpts := policy.Options{Check: policy.CatalogueChecker(ShippedActions())}
+	cutoffs := prometheus.NewCounter(prometheus.CounterOpts{Name: "remedy_policy_eval_deadline_exceeded_total",
+		Help: "Policy evaluations cut off at their deadline (recorded as policy_error decisions)."})
+	a.Registry.MustRegister(cutoffs)
+	polOpts := policy.Options{Check: policy.CatalogueChecker(ShippedActions()), EvalTimeout: o.PolicyEvalTimeout, DeadlineExceeded: cutoffs}
 	pol, err := policy.LoadWith(ctx, o.PolicyDir, polOpts)
 	if err != nil {
 		return nil, err
