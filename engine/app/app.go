@@ -71,6 +71,11 @@ type Options struct {
 	TLS mtls.Files
 	// MaxBody bounds webhook bodies.
 	MaxBody int64
+	// MaxAlerts bounds the alerts of one webhook (default 1000; more get 413).
+	MaxAlerts int
+	// MetricsOpen serves /metrics without a token when an approvers file protects the
+	// API (for scrapers that cannot send one).
+	MetricsOpen bool
 	// Facts provides node and cluster facts (default: none known).
 	Facts facts.Provider
 	// GuardsFile is the guards and approvals configuration (docs/guards.md); empty
@@ -292,7 +297,8 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	}
 	a.goRun(func() error { return a.consume(runCtx, a.Engine, leaderWork...) })
 
-	hook := alertmanager.NewHandler(alertmanager.Options{Sink: a.Engine, BearerToken: o.WebhookToken, MaxBody: o.MaxBody, Logger: o.Logger})
+	hook := alertmanager.NewHandler(alertmanager.Options{Sink: a.Engine, BearerToken: o.WebhookToken, MaxBody: o.MaxBody,
+		MaxAlerts: o.MaxAlerts, Identify: requesterOf(tokens), Logger: o.Logger})
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", o.Listen, err)
@@ -308,7 +314,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	}
 	approvals := approval.Handler(approval.HandlerOptions{Service: a.Approvals, Sessions: sessions, Switch: a.Guards})
 	a.srv = &http.Server{
-		Handler:           api.Handler(api.Options{Webhook: hook, Store: st, Policy: a.Policy, Gatherer: a.Registry, Ready: a.ready, Approvals: approvals, Authorize: auditAuth(tokens)}),
+		Handler:           api.Handler(api.Options{Webhook: hook, Store: st, Policy: a.Policy, Gatherer: a.Registry, Ready: a.ready, Approvals: approvals, Authorize: auditAuth(tokens), MetricsOpen: o.MetricsOpen}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
