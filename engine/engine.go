@@ -806,8 +806,11 @@ func heldEvent(base audit.Event, h Held) audit.Event {
 	return ev
 }
 
+// requester is who raised the signal: the person its RequesterLabel names (normalised:
+// trimmed, lower case; the webhook sets it to the authenticated identity when a person
+// posts with their own token), else the engine.
 func requester(s *signal.Signal) string {
-	if p := s.Labels[RequesterLabel]; p != "" {
+	if p := strings.ToLower(strings.TrimSpace(s.Labels[RequesterLabel])); p != "" {
 		return audit.UserActor(p)
 	}
 	return audit.ActorEngine
