@@ -20,6 +20,17 @@
 //
 // Sessions live in the process's memory: a restart logs everyone out, and replicas behind
 // a load balancer need it to keep a client on one replica (or people log in again).
+//
+// A page uses it like this (engine/approval/http.go does; app.App.Sessions is the
+// engine's one store, so one login serves every page):
+//
+//	sess, ok := sessions.Get(r)              // GET: render, with sess.CSRF in every form
+//	sess, err := sessions.Check(r)           // POST: act as sess.Identity, or refuse
+//	_, err := sessions.Login(w, r)           // the login form's POST, then redirect
+//	err := sessions.Logout(w, r)             // the logout form's POST
+//	who, ok := sessions.Tokens().Authenticate(r) // a JSON API: the Authorization header
+//
+// ErrNoSession asks for a login; ErrCrossOrigin and ErrCSRF are a forged request (403).
 package webauth
 
 import (
