@@ -233,7 +233,7 @@ func (p *Policy) EvalValue(ctx context.Context, input ast.Value) ([]Decision, er
 			defer stop()
 		}
 		if p.timeout > 0 {
-			dl = startDeadline(p.timeout, cancel)
+			dl = startDeadline(p.timeout, cancel, processCPU)
 			defer dl.stop()
 		}
 		q = q.WithCancel(cancel)

@@ -85,6 +85,7 @@ const deadlineStretch = 10
 // off at d when the process gets its CPU, and at deadlineStretch × d whatever happens.
 type deadline struct {
 	d      time.Duration
+	cpu    func() time.Duration // processCPU
 	cancel topdown.Cancel
 	timer  *time.Timer
 	wall0  time.Time
@@ -93,8 +94,8 @@ type deadline struct {
 	done   atomic.Bool
 }
 
-func startDeadline(d time.Duration, cancel topdown.Cancel) *deadline {
-	dl := &deadline{d: d, cancel: cancel, wall0: time.Now(), cpu0: processCPU()}
+func startDeadline(d time.Duration, cancel topdown.Cancel, cpu func() time.Duration) *deadline {
+	dl := &deadline{d: d, cpu: cpu, cancel: cancel, wall0: time.Now(), cpu0: cpu()}
 	dl.timer = time.AfterFunc(time.Hour, dl.check) // armed below, once dl.timer is set
 	dl.timer.Reset(d)
 	return dl
@@ -104,7 +105,7 @@ func (dl *deadline) check() {
 	if dl.done.Load() {
 		return
 	}
-	used := processCPU() - dl.cpu0
+	used := dl.cpu() - dl.cpu0
 	if used >= dl.d || time.Since(dl.wall0) >= deadlineStretch*dl.d {
 		dl.fired.Store(true)
 		dl.cancel.Cancel()

@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -130,5 +132,36 @@ func TestBuiltinErrorsAreStrict(t *testing.T) {
 	_, err = p.Eval(context.Background(), map[string]any{"signal": map[string]any{"labels": map[string]any{"cpus": "four"}}})
 	if err == nil || !strings.Contains(err.Error(), `p.rego:4: eval_builtin_error: to_number: strconv.ParseFloat: parsing "four": invalid syntax`) {
 		t.Errorf("error %v", err)
+	}
+}
+
+// TestDeadlineWaitsForTheCPU: while the process has not had the deadline's worth of CPU
+// since the evaluation started (a starved machine), the deadline waits; once it has, or
+// past ten deadlines, it cancels.
+func TestDeadlineWaitsForTheCPU(t *testing.T) {
+	for _, starved := range []bool{false, true} {
+		var mu sync.Mutex
+		calls := 0
+		cpu := func() time.Duration { // start, then half the deadline, then all of it
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			if starved || calls == 1 {
+				return 0
+			}
+			return time.Duration(calls-1) * 25 * time.Millisecond
+		}
+		cancel := topdown.NewCancel()
+		dl := startDeadline(50*time.Millisecond, cancel, cpu)
+		for !dl.fired.Load() {
+			time.Sleep(time.Millisecond)
+		}
+		dl.stop()
+		mu.Lock()
+		n := calls
+		mu.Unlock()
+		if !cancel.Cancelled() || (!starved && n != 3) || (starved && n < 3) {
+			t.Errorf("starved=%v: cancelled %v after %d reads of the CPU time", starved, cancel.Cancelled(), n)
+		}
 	}
 }
