@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/remedyhq/remedy/engine/audit"
@@ -225,8 +226,11 @@ func heldEvent(base audit.Event, h Held) (audit.Event, audit.State) {
 // storm breaker.
 func waits(r guard.Reason) bool { return r == guard.ReasonPaused || r == guard.ReasonStorm }
 
+// requester is who raised the signal: the person its RequesterLabel names (normalised:
+// trimmed, lower case; the webhook sets it to the authenticated identity when a person
+// posts with their own token), else the engine.
 func requester(s *signal.Signal) string {
-	if p := s.Labels[RequesterLabel]; p != "" {
+	if p := strings.ToLower(strings.TrimSpace(s.Labels[RequesterLabel])); p != "" {
 		return audit.UserActor(p)
 	}
 	return audit.ActorEngine

@@ -221,7 +221,16 @@ func TestApprovalFlowThroughAPIAndCLI(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(wantAudit, "\n") {
 		t.Errorf("audit:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantAudit, "\n"))
 	}
+	// With an approvers file, /metrics needs a token too.
 	resp, err := http.Get(e.a.URL() + "/metrics")
+	mustApproval(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/metrics without a token: %s", resp.Status)
+	}
+	req, _ := http.NewRequest(http.MethodGet, e.a.URL()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+approverTokens["carol"])
+	resp, err = http.DefaultClient.Do(req)
 	mustApproval(t, err)
 	var m bytes.Buffer
 	_, _ = m.ReadFrom(resp.Body)

@@ -10,7 +10,9 @@ import (
 
 	"github.com/remedyhq/remedy/engine/app"
 	"github.com/remedyhq/remedy/engine/demo"
+	"github.com/remedyhq/remedy/engine/policy"
 	"github.com/remedyhq/remedy/executors/signed"
+	"github.com/remedyhq/remedy/webhooks/alertmanager"
 )
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -39,6 +41,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	kubeOptions := kubeFlags(fs)
 	natsAuth := natsAuthFlags(fs)
+	// The doors (issue 15): the policy's deadline, the webhook's alert cap, /metrics,
+	// sessions of the browser pages.
+	fs.IntVar(&o.MaxAlerts, "webhook-max-alerts", alertmanager.DefaultMaxAlerts, "most alerts in one webhook; more are refused with 413")
+	fs.BoolVar(&o.MetricsOpen, "metrics-open", false, "serve /metrics without a token when --approvers protects the API (for scrapers that cannot send one)")
+	fs.DurationVar(&o.PolicyEvalTimeout, "policy-eval-timeout", policy.DefaultEvalTimeout, "deadline of one policy evaluation; one cut off is recorded as a policy_error")
+	fs.DurationVar(&o.SessionTTL, "session-ttl", 12*time.Hour, "how long a login to the approvals page lasts")
+	fs.Func("trusted-origin", "another origin whose pages may post to the approvals page (a reverse proxy's public https://host; repeatable)", func(v string) error {
+		o.TrustedOrigins = append(o.TrustedOrigins, v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -25,8 +25,12 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Ready reports whether the engine can accept work (store and NATS reachable).
 	Ready func() error
-	// Authorize, when set, admits a request to the audit API or says why not.
+	// Authorize, when set, admits a request to the audit API, the policy API and
+	// /metrics or says why not.
 	Authorize func(r *http.Request) error
+	// MetricsOpen serves /metrics without Authorize, for scrapers that cannot send a
+	// bearer token.
+	MetricsOpen bool
 	// Approvals serves the approvals API and page and the kill switch
 	// (engine/approval.Handler).
 	Approvals http.Handler
@@ -51,7 +55,11 @@ func Handler(o Options) http.Handler {
 		fmt.Fprintln(w, "ready")
 	})
 	if o.Gatherer != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
+		metrics := promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}).ServeHTTP
+		if !o.MetricsOpen {
+			metrics = authorized(o, metrics)
+		}
+		mux.HandleFunc("GET /metrics", metrics)
 	}
 	registerAudit(mux, o)
 	registerIncidents(mux, o)
@@ -60,10 +68,10 @@ func Handler(o Options) http.Handler {
 			mux.Handle(p, o.Approvals)
 		}
 	}
-	mux.HandleFunc("GET /api/v1/policy", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /api/v1/policy", authorized(o, func(w http.ResponseWriter, _ *http.Request) {
 		p := o.Policy.Current()
 		writeJSON(w, http.StatusOK, map[string]any{"revision": p.Revision, "files": p.Files})
-	})
+	}))
 	return mux
 }
 

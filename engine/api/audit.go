@@ -20,7 +20,7 @@ import (
 //	GET /api/v1/audit/export?<filter>      JSON Lines, oldest first
 //	GET /api/v1/audit/verify               the verify report (200 whether or not the chain is intact)
 func registerAudit(mux *http.ServeMux, o Options) {
-	auth := o.authorized
+	auth := func(next http.HandlerFunc) http.HandlerFunc { return authorized(o, next) }
 	mux.HandleFunc("GET /api/v1/audit/events", auth(func(w http.ResponseWriter, r *http.Request) {
 		f, err := ParseFilter(r.URL.Query().Get)
 		if err != nil {
@@ -58,6 +58,20 @@ func registerAudit(mux *http.ServeMux, o Options) {
 		}
 		writeJSON(w, http.StatusOK, rep)
 	}))
+}
+
+// authorized admits a request through o.Authorize (everyone when it is nil).
+func authorized(o Options, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if o.Authorize != nil {
+			if err := o.Authorize(r); err != nil {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="remedy"`)
+				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": err.Error()})
+				return
+			}
+		}
+		next(w, r)
+	}
 }
 
 func writeEvents(w http.ResponseWriter, evs []audit.Event, err error) {
@@ -140,16 +154,3 @@ func (c *Client) Export(ctx context.Context, q url.Values, w io.Writer) error {
 	}
 }
 
-// authorized admits a request to the read API through Options.Authorize.
-func (o Options) authorized(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if o.Authorize != nil {
-			if err := o.Authorize(r); err != nil {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="remedy"`)
-				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": err.Error()})
-				return
-			}
-		}
-		next(w, r)
-	}
-}

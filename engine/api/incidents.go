@@ -34,7 +34,7 @@ func registerIncidents(mux *http.ServeMux, o Options) {
 		}
 		return ir, ok
 	}
-	mux.HandleFunc("GET /api/v1/report", o.authorized(func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /api/v1/report", authorized(o, func(w http.ResponseWriter, r *http.Request) {
 		ir, ok := reader(w)
 		if !ok {
 			return
@@ -51,7 +51,7 @@ func registerIncidents(mux *http.ServeMux, o Options) {
 		}
 		writeJSON(w, http.StatusOK, rep)
 	}))
-	mux.HandleFunc("GET /api/v1/incidents", o.authorized(func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /api/v1/incidents", authorized(o, func(w http.ResponseWriter, r *http.Request) {
 		ir, ok := reader(w)
 		if !ok {
 			return
@@ -69,7 +69,7 @@ func registerIncidents(mux *http.ServeMux, o Options) {
 		}
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 	}))
-	mux.HandleFunc("GET /api/v1/incidents/{id}", o.authorized(func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /api/v1/incidents/{id}", authorized(o, func(w http.ResponseWriter, r *http.Request) {
 		inc, ok, err := incident.Get(r.Context(), o.Store, r.PathValue("id"))
 		switch {
 		case err != nil:

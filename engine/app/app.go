@@ -38,6 +38,7 @@ import (
 	"github.com/remedyhq/remedy/engine/natsauth"
 	"github.com/remedyhq/remedy/engine/policy"
 	"github.com/remedyhq/remedy/engine/transport"
+	"github.com/remedyhq/remedy/engine/webauth"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/catalog"
 	kubeexec "github.com/remedyhq/remedy/executors/kube"
@@ -79,6 +80,11 @@ type Options struct {
 	TLS mtls.Files
 	// MaxBody bounds webhook bodies.
 	MaxBody int64
+	// MaxAlerts bounds the alerts of one webhook (default 1000; more get 413).
+	MaxAlerts int
+	// MetricsOpen serves /metrics without a token when an approvers file protects the
+	// API (for scrapers that cannot send one).
+	MetricsOpen bool
 	// Facts provides node and cluster facts (default: none known).
 	Facts facts.Provider
 	// GuardsFile is the guards and approvals configuration (docs/guards.md); empty
@@ -86,6 +92,11 @@ type Options struct {
 	GuardsFile string
 	// ApproversFile maps API tokens to identities and roles; empty allows no one.
 	ApproversFile string
+	// SessionTTL is how long a login to the browser pages lasts (default 12h).
+	SessionTTL time.Duration
+	// TrustedOrigins may post to the pages besides their own origin (the public origin
+	// of a reverse proxy that rewrites Host), e.g. https://remedy.example.com.
+	TrustedOrigins []string
 	// AuditDSN selects the audit store: postgres://… for PostgreSQL, else a SQLite file
 	// (default DataDir/audit.db).
 	AuditDSN string
@@ -105,6 +116,9 @@ type Options struct {
 	// rejected and audited while the running policy stays. 0 means every 5s; negative
 	// turns reloading off.
 	PolicyReload time.Duration
+	// PolicyEvalTimeout bounds each policy evaluation (default 500ms, negative: no
+	// deadline); an evaluation cut off is a policy_error decision.
+	PolicyEvalTimeout time.Duration
 	// ClusterExecutors run in the engine (Kubernetes actions).
 	ClusterExecutors []executors.Executor
 	ActionTTL        time.Duration
@@ -136,6 +150,9 @@ type App struct {
 	Guards   *guard.Guards
 	// Approvals holds actions waiting for a human.
 	Approvals *approval.Service
+	// Sessions are the logins of the browser pages (engine/webauth), one store for every
+	// page.
+	Sessions *webauth.Sessions
 
 	addr     string
 	scheme   string
@@ -188,7 +205,10 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 		}
 	}()
 
-	polOpts := policy.Options{Check: policy.CatalogueChecker(ShippedActions())}
+	cutoffs := prometheus.NewCounter(prometheus.CounterOpts{Name: "remedy_policy_eval_deadline_exceeded_total",
+		Help: "Policy evaluations cut off at their deadline (recorded as policy_error decisions)."})
+	a.Registry.MustRegister(cutoffs)
+	polOpts := policy.Options{Check: policy.CatalogueChecker(ShippedActions()), EvalTimeout: o.PolicyEvalTimeout, DeadlineExceeded: cutoffs}
 	pol, err := policy.LoadWith(ctx, o.PolicyDir, polOpts)
 	if err != nil {
 		return nil, err
@@ -252,12 +272,17 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	var tokens approval.Tokens
+	var tokens webauth.Tokens
 	if o.ApproversFile != "" {
-		if tokens, err = approval.LoadTokens(o.ApproversFile); err != nil {
+		if tokens, err = webauth.LoadTokens(o.ApproversFile); err != nil {
 			return nil, err
 		}
 	}
+	sessions, err := webauth.New(webauth.Options{Tokens: tokens, TTL: o.SessionTTL, TrustedOrigins: o.TrustedOrigins})
+	if err != nil {
+		return nil, err
+	}
+	a.Sessions = sessions
 	a.Guards = guard.New(guard.Options{Config: gcfg, Store: st, Facts: o.Facts, Registerer: a.Registry})
 	if err := a.Guards.Restore(ctx); err != nil {
 		return nil, err
@@ -311,7 +336,8 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	// heartbeats.
 	a.goRun(func() error { return transport.ServeAgents(runCtx, a.NATS, a.Engine, o.Logger) })
 
-	hook := alertmanager.NewHandler(alertmanager.Options{Sink: a.Engine, BearerToken: o.WebhookToken, MaxBody: o.MaxBody, Logger: o.Logger})
+	hook := alertmanager.NewHandler(alertmanager.Options{Sink: a.Engine, BearerToken: o.WebhookToken, MaxBody: o.MaxBody,
+		MaxAlerts: o.MaxAlerts, Identify: requesterOf(tokens), Logger: o.Logger})
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", o.Listen, err)
@@ -325,10 +351,10 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 		}
 		ln, a.scheme = tls.NewListener(ln, cfg), "https"
 	}
-	approvals := approval.Handler(approval.HandlerOptions{Service: a.Approvals, Tokens: tokens, Switch: a.Guards})
-	incidents := a.incidentsPage(st, tokens)
+	approvals := approval.Handler(approval.HandlerOptions{Service: a.Approvals, Sessions: sessions, Switch: a.Guards})
+	incidents := a.incidentsPage(st, sessions)
 	a.srv = &http.Server{
-		Handler:           api.Handler(api.Options{Webhook: hook, Store: st, Policy: a.Policy, Gatherer: a.Registry, Ready: a.ready, Approvals: approvals, Incidents: incidents, Authorize: auditAuth(tokens)}),
+		Handler:           api.Handler(api.Options{Webhook: hook, Store: st, Policy: a.Policy, Gatherer: a.Registry, Ready: a.ready, Approvals: approvals, Incidents: incidents, Authorize: auditAuth(tokens), MetricsOpen: o.MetricsOpen}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -3,18 +3,16 @@ package app
 import (
 	"context"
 	"net/http"
-	"strings"
 
-	"github.com/remedyhq/remedy/engine/approval"
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/incident"
+	"github.com/remedyhq/remedy/engine/webauth"
 )
 
 // incidentsPage builds the /incidents page over the store, with the approvals page's
-// login (its token cookie or a bearer token) as the page's Auth. This is the seam a
-// session login replaces: incidentAuth is all there is to change.
-func (a *App) incidentsPage(st audit.Store, tokens approval.Tokens) http.Handler {
-	o := incident.Options{Store: st, Auth: incidentAuth(tokens), State: a.Guards.State,
+// login: a browser's session (engine/webauth), or an API client's Authorization header.
+func (a *App) incidentsPage(st audit.Store, sessions *webauth.Sessions) http.Handler {
+	o := incident.Options{Store: st, Auth: incidentAuth(sessions), State: a.Guards.State,
 		Pending: func(ctx context.Context) ([]incident.Pending, error) {
 			list, err := a.Approvals.List(ctx, false)
 			if err != nil {
@@ -36,31 +34,34 @@ func (a *App) incidentsPage(st audit.Store, tokens approval.Tokens) http.Handler
 	return incident.Handler(o)
 }
 
-// tokenCookie is the cookie the approvals page's login form sets.
-const tokenCookie = "remedy_token"
-
-// incidentAuth admits the approvers file's identities, any role, by bearer token or the
-// approvals page's cookie; the token cookie is SameSite=Strict, and the page posts no
-// form of its own, so it needs no CSRF token. Without an approvers file the page is
-// open, like the audit API.
-func incidentAuth(t approval.Tokens) incident.Auth {
-	return incident.AuthFuncs{ViewerFunc: func(r *http.Request) (incident.Viewer, error) {
-		if len(t.Tokens) == 0 {
-			return incident.Viewer{Name: "anyone", Role: "no approvers file"}, nil
-		}
-		tok := ""
-		if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
-			tok = strings.TrimPrefix(h, "Bearer ")
-		} else if c, err := r.Cookie(tokenCookie); err == nil {
-			tok = c.Value
-		}
-		id, ok := t.Lookup(tok)
-		switch {
-		case !ok:
-			return incident.Viewer{}, incident.ErrNotLoggedIn
-		case !id.Role.Allows(approval.Viewer):
-			return incident.Viewer{}, incident.ErrNotAllowed
-		}
-		return incident.Viewer{Name: id.Name, Role: string(id.Role)}, nil
-	}}
+// incidentAuth admits the approvers file's identities, any role: a page's session, or
+// the Authorization header of an API client; forms carry the session's CSRF token.
+// Without an approvers file the page is open, like the audit API.
+func incidentAuth(s *webauth.Sessions) incident.Auth {
+	return incident.AuthFuncs{
+		ViewerFunc: func(r *http.Request) (incident.Viewer, error) {
+			t := s.Tokens()
+			if len(t.Tokens) == 0 {
+				return incident.Viewer{Name: "anyone", Role: "no approvers file"}, nil
+			}
+			id, ok := t.Authenticate(r)
+			if !ok {
+				sess, open := s.Get(r)
+				if !open {
+					return incident.Viewer{}, incident.ErrNotLoggedIn
+				}
+				id = sess.Identity
+			}
+			if !id.Role.Allows(webauth.Viewer) {
+				return incident.Viewer{}, incident.ErrNotAllowed
+			}
+			return incident.Viewer{Name: id.Name, Role: string(id.Role)}, nil
+		},
+		CSRFFunc: func(r *http.Request) string {
+			if sess, ok := s.Get(r); ok {
+				return sess.CSRF
+			}
+			return ""
+		},
+	}
 }

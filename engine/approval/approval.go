@@ -7,8 +7,9 @@
 // holds the votes and reasons that the page and the CLI show.
 //
 // An approver cannot approve an action they requested (a signal labelled
-// remedy_requested_by=<them>); critical actions can need two different approvers; an
-// approved action re-checks the guards before it runs. The package also serves the
+// remedy_requested_by=<them>, in any case, or posted with their own token); critical
+// actions, and actions no person is known to have requested, can need two different
+// approvers; an approved action re-checks the guards before it runs. The package also serves the
 // HTTP API, the web page and the CLI client for approvals and the kill switch.
 package approval
 
@@ -152,7 +153,8 @@ func (s *Service) request(ctx context.Context, row *audit.Action) (*Request, err
 			if err := json.Unmarshal(ev.Detail, &r.Held); err != nil {
 				return nil, fmt.Errorf("decode approval request %s: %w", row.ID, err)
 			}
-			if s.o.Config.TwoPersonCritical && r.Held.Decision.Risk == policy.RiskCritical {
+			if s.o.Config.TwoPersonCritical && r.Held.Decision.Risk == policy.RiskCritical ||
+				s.o.Config.TwoPersonUnknownRequester && !strings.HasPrefix(r.Held.Requester, "user:") {
 				r.NeedVotes = 2
 			}
 		case audit.GuardRefused:
@@ -323,11 +325,12 @@ func (s *Service) Approve(ctx context.Context, id string, who Identity, reason s
 	if err != nil {
 		return Request{}, err
 	}
-	if r.Held.Requester == who.Actor() {
+	// Identities are compared without case: remedy_requested_by=Alice is alice.
+	if strings.EqualFold(r.Held.Requester, who.Actor()) {
 		return Request{}, fmt.Errorf("%w: %s requested %s", ErrSelfApproval, who.Name, id)
 	}
 	for _, v := range r.Votes {
-		if v.By == who.Actor() {
+		if strings.EqualFold(v.By, who.Actor()) {
 			return Request{}, fmt.Errorf("%w: %s", ErrAlreadyVoted, id)
 		}
 	}

@@ -128,6 +128,18 @@ func TestApprovalRules(t *testing.T) {
 			{"approve", alice, "mine", 0, "an approver cannot approve their own request: alice requested a1", Pending},
 			{"reject", alice, "changed my mind", 0, "", Rejected},
 		}, 0},
+		{"no self-approval, whatever the case", policy.RiskHigh, "user:Alice", guard.Approval{}, false, []op{
+			{"approve", alice, "mine", 0, "an approver cannot approve their own request: alice requested a1", Pending},
+			{"approve", Identity{Name: "ALICE", Role: Approver}, "mine", 0, "an approver cannot approve their own request: ALICE requested a1", Pending},
+		}, 0},
+		{"two people when no one is known to have asked", policy.RiskHigh, "engine", guard.Approval{TwoPersonUnknownRequester: true}, false, []op{
+			{"approve", bob, "ok", 0, "", Pending},
+			{"approve", Identity{Name: "Bob", Role: Approver}, "ok", 0, "already approved by this person; a second approver is needed: a1", Pending},
+			{"approve", alice, "agreed", 0, "", Approved},
+		}, 1},
+		{"one person when the requester is known", policy.RiskHigh, "user:carol", guard.Approval{TwoPersonUnknownRequester: true}, false, []op{
+			{"approve", bob, "ok", 0, "", Approved},
+		}, 1},
 		{"two people for critical", policy.RiskCritical, "engine", guard.Approval{TwoPersonCritical: true}, false, []op{
 			{"approve", bob, "ok", 0, "", Pending},
 			{"approve", bob, "ok again", 0, "already approved by this person; a second approver is needed: a1", Pending},

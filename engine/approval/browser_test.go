@@ -2,6 +2,8 @@ package approval
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"strings"
@@ -12,11 +14,14 @@ import (
 
 	"github.com/remedyhq/remedy/engine/guard"
 	"github.com/remedyhq/remedy/engine/policy"
+	"github.com/remedyhq/remedy/engine/webauth"
 )
 
 // TestApprovalPageInABrowser drives the page in Debian's headless chromium
 // (hack/deps.d/50-browser.sh): log in with a token, see the pending action with its
-// context, approve it with a reason.
+// context, approve it with a reason, log out. A page on another origin (another port of
+// the same host: same-site, so the SameSite=Strict cookie goes with its form) posts an
+// approval of a second action in the same browser and is refused.
 func TestApprovalPageInABrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a browser")
@@ -27,12 +32,21 @@ func TestApprovalPageInABrowser(t *testing.T) {
 	}
 	f := newFixture(t, guard.Approval{TTL: time.Hour})
 	f.hold(t, "act-1", "node-7", policy.RiskHigh, "engine")
-	tk, err := LoadTokens("testdata/approvers.yaml")
+	f.hold(t, "act-2", "node-8", policy.RiskHigh, "engine")
+	tk, err := webauth.LoadTokens("testdata/approvers.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(Handler(HandlerOptions{Service: f.svc, Tokens: tk}))
 	defer srv.Close()
+	// The attacker's page: a form that approves act-2 on the approvals server.
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><form method="post" action="%s/approvals/act-2/approve">
+<input type="hidden" name="reason" value="csrf"><input type="hidden" name="csrf" value="guess">
+<button type="submit" id="go">win a prize</button></form>`, srv.URL)
+	}))
+	defer evil.Close()
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
 		chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()), chromedp.Flag("disable-sync", true))
@@ -74,7 +88,7 @@ func TestApprovalPageInABrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`#req-act-1 form[action$="/approve"] input[name=reason]`), "checked in the browser"),
 		chromedp.Click(chromedp.ID("approve-act-1")),
 		chromedp.WaitVisible(chromedp.ID("message")),
-		chromedp.WaitVisible(chromedp.ID("empty")),
+		chromedp.WaitNotPresent(chromedp.ID("req-act-1")),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -88,5 +102,39 @@ func TestApprovalPageInABrowser(t *testing.T) {
 	}
 	if r.State != Approved || r.DecidedBy != "user:bob" || r.Reason != "checked in the browser" || len(f.run.ran) != 1 {
 		t.Errorf("after the click: %+v, ran %d", r, len(f.run.ran))
+	}
+
+	// Still logged in, the approver visits the attacker's page and clicks its button.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(evil.URL),
+		chromedp.Click(chromedp.ID("go")),
+		chromedp.WaitVisible(chromedp.CSS("body pre")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(body, "cross-origin request refused") {
+		t.Errorf("the foreign page got: %q", body)
+	}
+	if r, _ := f.svc.Get(context.Background(), "act-2"); r.State != Pending || len(f.run.ran) != 1 {
+		t.Fatalf("after the foreign page: act-2 is %s, ran %d", r.State, len(f.run.ran))
+	}
+
+	// Log out: the page shows the login form again and the session is gone.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/approvals"),
+		chromedp.WaitVisible(chromedp.ID("req-act-2")),
+		chromedp.Click(chromedp.ID("logout")),
+		chromedp.WaitVisible(chromedp.ID("token")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := text("message"); msg != "logged out" {
+		t.Errorf("message %q", msg)
 	}
 }

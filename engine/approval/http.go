@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
+	"mime"
 	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/remedyhq/remedy/engine/guard"
+	"github.com/remedyhq/remedy/engine/webauth"
 )
 
 // Switch is the kill switch and the storm breakers (guard.Guards).
@@ -22,15 +25,21 @@ type Switch interface {
 // HandlerOptions configure the approvals HTTP surface.
 type HandlerOptions struct {
 	Service *Service
-	Tokens  Tokens
-	Switch  Switch
+	// Sessions are the page's logins (shared with the engine's other pages); nil opens a
+	// store of its own over Tokens.
+	Sessions *webauth.Sessions
+	// Tokens are who may log in and call the API, used when Sessions is nil.
+	Tokens webauth.Tokens
+	Switch Switch
 }
 
 // Routes are the patterns Handler serves, for mounting in the engine's mux.
 var Routes = []string{"/api/v1/approvals", "/api/v1/approvals/", "/api/v1/pause", "/api/v1/resume", "/approvals", "/approvals/"}
 
-// Handler serves the approvals API (JSON, bearer token), the kill switch API and the
-// web page (/approvals, token in a SameSite=Strict cookie set by its login form).
+// Handler serves the approvals API (JSON bodies, bearer token in the Authorization
+// header only), the kill switch API and the web page (/approvals: a session cookie set by
+// its login form; every form carries the session's CSRF token and must come from the
+// page's own origin; engine/webauth).
 //
 //	GET  /api/v1/approvals[?all=1]          viewer
 //	GET  /api/v1/approvals/{id}             viewer
@@ -40,6 +49,9 @@ var Routes = []string{"/api/v1/approvals", "/api/v1/approvals/", "/api/v1/pause"
 //	POST /api/v1/pause                      admin     {"reason": "..."}
 //	POST /api/v1/resume                     admin     {"reason": "...", "kind": "<breaker>"}
 func Handler(o HandlerOptions) http.Handler {
+	if o.Sessions == nil {
+		o.Sessions, _ = webauth.New(webauth.Options{Tokens: o.Tokens}) // no trusted origins: cannot fail
+	}
 	h := &handler{o: o}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/approvals", h.auth(Viewer, h.list))
@@ -52,6 +64,7 @@ func Handler(o HandlerOptions) http.Handler {
 	}
 	mux.HandleFunc("GET /approvals", h.page)
 	mux.HandleFunc("POST /approvals/login", h.login)
+	mux.HandleFunc("POST /approvals/logout", h.logout)
 	mux.HandleFunc("POST /approvals/{id}/{verb}", h.pageDecide)
 	return mux
 }
@@ -62,7 +75,7 @@ type authed func(w http.ResponseWriter, r *http.Request, who Identity)
 
 func (h *handler) auth(need Role, next authed) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		who, ok := h.o.Tokens.authenticate(r)
+		who, ok := h.o.Sessions.Tokens().Authenticate(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="remedy"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "a valid bearer token is required"})
@@ -99,8 +112,14 @@ type reasonBody struct {
 	Kind   string `json:"kind,omitempty"`
 }
 
+// readBody decodes a JSON body. Only application/json is accepted: an HTML form can
+// send text/plain (or urlencoded) bodies across origins without asking, never JSON.
 func readBody(w http.ResponseWriter, r *http.Request) (reasonBody, bool) {
 	var b reasonBody
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": fmt.Sprintf("content type %q not supported, use application/json", r.Header.Get("Content-Type"))})
+		return b, false
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil {
@@ -196,49 +215,75 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // redirected (303) to the list with a message.
 
 func (h *handler) page(w http.ResponseWriter, r *http.Request) {
-	who, ok := h.o.Tokens.authenticate(r)
-	data := pageData{Who: who, Message: r.URL.Query().Get("msg"), Error: r.URL.Query().Get("err")}
+	sess, ok := h.o.Sessions.Get(r)
+	data := pageData{Who: sess.Identity, CSRF: sess.CSRF, Message: r.URL.Query().Get("msg"), Error: r.URL.Query().Get("err")}
 	if ok {
 		list, err := h.o.Service.List(r.Context(), false)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		data.Requests, data.CanDecide = list, who.Role.Allows(Approver)
+		data.Requests, data.CanDecide = list, sess.Identity.Role.Allows(Approver)
 		if h.o.Switch != nil {
 			data.State = h.o.Switch.State()
 		}
 	}
 	data.LoggedIn = ok
+	pageHeaders(w)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
-	w.Header().Set("X-Frame-Options", "DENY")
 	if err := pageTmpl.Execute(w, data); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 	}
 }
 
-func (h *handler) login(w http.ResponseWriter, r *http.Request) {
-	tok := r.PostFormValue("token")
-	if _, ok := h.o.Tokens.Lookup(tok); !ok {
-		http.Redirect(w, r, "/approvals?err="+url.QueryEscape("unknown token"), http.StatusSeeOther)
-		return
-	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: tok, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
-		Secure: r.TLS != nil, Expires: time.Now().Add(12 * time.Hour)})
-	http.Redirect(w, r, "/approvals", http.StatusSeeOther)
+func pageHeaders(w http.ResponseWriter) {
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Referrer-Policy", "same-origin")
+	w.Header().Set("Cache-Control", "no-store")
 }
 
-// pageDecide relies on the SameSite=Strict cookie against cross-site posts.
-func (h *handler) pageDecide(w http.ResponseWriter, r *http.Request) {
-	who, ok := h.o.Tokens.authenticate(r)
-	if !ok {
+// refuse answers a page's refused request: back to the login form when there is no
+// session, 403 with the reason for a cross-origin or forged request.
+func refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, webauth.ErrNoSession) {
 		http.Redirect(w, r, "/approvals?err="+url.QueryEscape("log in first"), http.StatusSeeOther)
 		return
 	}
-	id, verb := r.PathValue("id"), r.PathValue("verb")
-	_, err := h.apply(r.Context(), id, verb, who, r.PostFormValue("reason"))
+	pageHeaders(w)
+	http.Error(w, err.Error(), http.StatusForbidden)
+}
+
+func (h *handler) login(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.o.Sessions.Login(w, r); err != nil {
+		if errors.Is(err, webauth.ErrUnknownToken) {
+			http.Redirect(w, r, "/approvals?err="+url.QueryEscape(err.Error()), http.StatusSeeOther)
+			return
+		}
+		refuse(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/approvals", http.StatusSeeOther)
+}
+
+func (h *handler) logout(w http.ResponseWriter, r *http.Request) {
+	if err := h.o.Sessions.Logout(w, r); err != nil {
+		refuse(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/approvals?msg="+url.QueryEscape("logged out"), http.StatusSeeOther)
+}
+
+// pageDecide approves or rejects from the page's form: same origin, a session and its
+// CSRF token (webauth.Sessions.Check).
+func (h *handler) pageDecide(w http.ResponseWriter, r *http.Request) {
+	sess, err := h.o.Sessions.Check(r)
 	if err != nil {
+		refuse(w, r, err)
+		return
+	}
+	id, verb := r.PathValue("id"), r.PathValue("verb")
+	if _, err := h.apply(r.Context(), id, verb, sess.Identity, r.PostFormValue("reason")); err != nil {
 		http.Redirect(w, r, "/approvals?err="+url.QueryEscape(err.Error()), http.StatusSeeOther)
 		return
 	}
@@ -247,6 +292,7 @@ func (h *handler) pageDecide(w http.ResponseWriter, r *http.Request) {
 
 type pageData struct {
 	Who       Identity
+	CSRF      string
 	LoggedIn  bool
 	CanDecide bool
 	Message   string
@@ -277,6 +323,7 @@ table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.4
 {{else}}
 <p>Signed in as <b id="who">{{.Who.Name}}</b> ({{.Who.Role}}).{{if .State.Paused}} <b>remedy is paused.</b>{{end}}
 {{if .State.Tripped}} Storm breaker open for: {{range .State.Tripped}}<b>{{.}}</b> {{end}}{{end}}</p>
+<form method="post" action="/approvals/logout"><input type="hidden" name="csrf" value="{{.CSRF}}"><button type="submit" id="logout">Log out</button></form>
 {{if not .Requests}}<p id="empty">Nothing is waiting for approval.</p>{{else}}
 <table id="pending"><tr><th>Action</th><th>Why</th><th>Context</th><th>Decide</th></tr>
 {{range .Requests}}<tr id="req-{{.ID}}">
@@ -284,9 +331,9 @@ table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.4
 requested {{ts .RequestedAt}} by {{.Held.Requester}}<br>expires {{ts .ExpiresAt}}<br>votes {{len .Votes}} of {{.NeedVotes}}</td>
 <td>{{.Held.Decision.Reason}}<br><i>held: {{.Held.Verdict.Reason}} — {{.Held.Verdict.Message}}</i><br>params <code>{{printf "%s" .Held.Request.Params}}</code></td>
 <td><details><summary>signal, node, blast radius</summary><pre>{{json .Held.Signal}}</pre><pre>{{json .Held.Node}}</pre><pre>{{json .Held.Verdict.Blast}}</pre><pre>{{json .Held.Cluster}}</pre></details></td>
-<td>{{if $.CanDecide}}<form method="post" action="/approvals/{{.ID}}/approve"><input name="reason" placeholder="why" required>
+<td>{{if $.CanDecide}}<form method="post" action="/approvals/{{.ID}}/approve"><input type="hidden" name="csrf" value="{{$.CSRF}}"><input name="reason" placeholder="why" required>
 <button type="submit" class="approve" id="approve-{{.ID}}">Approve</button></form>
-<form method="post" action="/approvals/{{.ID}}/reject"><input name="reason" placeholder="why" required>
+<form method="post" action="/approvals/{{.ID}}/reject"><input type="hidden" name="csrf" value="{{$.CSRF}}"><input name="reason" placeholder="why" required>
 <button type="submit" class="reject" id="reject-{{.ID}}">Reject</button></form>{{else}}viewer{{end}}</td>
 </tr>{{end}}</table>{{end}}
 {{end}}

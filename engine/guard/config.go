@@ -99,6 +99,10 @@ type Approval struct {
 	TTL time.Duration `yaml:"ttl" json:"ttl"`
 	// TwoPersonCritical makes critical actions need two different approvers.
 	TwoPersonCritical bool `yaml:"two_person_critical" json:"two_person_critical"`
+	// TwoPersonUnknownRequester makes a held action whose signal names no person (no
+	// remedy_requested_by label, no person's token on the webhook) need two different
+	// approvers: whoever raised it may be one of them.
+	TwoPersonUnknownRequester bool `yaml:"two_person_unknown_requester" json:"two_person_unknown_requester"`
 	// HoldOnRefusal turns these guard refusals into a request for a human instead
 	// (e.g. [blast_radius]).
 	HoldOnRefusal []Reason `yaml:"hold_on_refusal" json:"hold_on_refusal,omitempty"`

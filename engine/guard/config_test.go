@@ -20,6 +20,9 @@ func TestLoadFileGood(t *testing.T) {
 	if got := c.BlastRadius[0].Actions; len(got) != 2 || got[0] != "node.cordon" {
 		t.Errorf("blast radius default actions = %v", got)
 	}
+	if !c.Approval.TwoPersonCritical || !c.Approval.TwoPersonUnknownRequester {
+		t.Errorf("approval = %+v", c.Approval)
+	}
 	if c.Cooldown.PerAction["node.cordon"] != time.Hour || c.Approval.TTL != 30*time.Minute {
 		t.Errorf("durations = %v %v", c.Cooldown.PerAction, c.Approval.TTL)
 	}

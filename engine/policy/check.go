@@ -40,11 +40,15 @@ func runTests(ctx context.Context, set *fileSet, timeout time.Duration, filter s
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	r := tester.NewRunner().SetDefaultRegoVersion(ast.RegoV1).SetStore(inmem.NewFromObject(set.data)).
-		SetModules(set.modules).SetTimeout(timeout).Filter(filter)
+	r := tester.NewRunner().SetCompiler(newCompiler()).SetDefaultRegoVersion(ast.RegoV1).SetStore(inmem.NewFromObject(set.data)).
+		SetModules(set.modules).SetTimeout(timeout).Filter(filter).RaiseBuiltinErrors(true)
 	ch, err := r.RunTests(ctx, nil)
 	if err != nil {
-		return nil, err // compile errors: ast.Errors with file and line
+		var errs ast.Errors
+		if errors.As(err, &errs) {
+			return nil, explainDenied(errs) // compile errors: ast.Errors with file and line
+		}
+		return nil, err
 	}
 	var out []*tester.Result
 	for res := range ch {
@@ -185,9 +189,9 @@ type testInput struct {
 // evaluated on its own (X is a constant, a rule, or a call over them), once per
 // distinct input.
 func testInputs(ctx context.Context, set *fileSet) ([]testInput, error) {
-	c := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
+	c := newCompiler()
 	if c.Compile(set.modules); c.Failed() {
-		return nil, fmt.Errorf("compile policies with tests: %w", c.Errors)
+		return nil, fmt.Errorf("compile policies with tests: %w", explainDenied(c.Errors))
 	}
 	store := inmem.NewFromObject(set.data)
 	seen := map[string]bool{}

@@ -15,7 +15,7 @@ import (
 // regoEval is how EvalValue evaluated before it ran the query on topdown itself: a
 // rego.PreparedEvalQuery over the same compiler and store, its result read as JSON.
 func regoEval(ctx context.Context, p *Policy, input ast.Value) ([]Decision, error) {
-	pq, err := rego.New(rego.Query(Query), rego.Compiler(p.compiler), rego.Store(p.store), rego.StoreReadAST(true)).PrepareForEval(ctx)
+	pq, err := rego.New(rego.Query(Query), rego.Compiler(p.compiler), rego.Store(p.store), rego.StoreReadAST(true), rego.StrictBuiltinErrors(true)).PrepareForEval(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Query is the decision document every policy set defines.
@@ -69,6 +70,12 @@ type Options struct {
 	SkipTests bool
 	// TestTimeout bounds each Rego test (default 10s).
 	TestTimeout time.Duration
+	// EvalTimeout bounds each evaluation of the decision document (default
+	// DefaultEvalTimeout; negative: no deadline but the caller's context). An
+	// evaluation cut off fails with ErrDeadline.
+	EvalTimeout time.Duration
+	// DeadlineExceeded, when set, counts the evaluations cut off at EvalTimeout.
+	DeadlineExceeded prometheus.Counter
 }
 
 // TestSummary counts a policy's own tests as run at load.
@@ -95,6 +102,9 @@ type Policy struct {
 	store    storage.Store
 	query    ast.Body
 	data     dataCache
+	// timeout is the evaluation deadline (0: none); cutoffs counts evaluations cut off.
+	timeout time.Duration
+	cutoffs prometheus.Counter
 }
 
 // resultVar is the query variable the decision document is bound to.
@@ -121,6 +131,13 @@ func LoadWith(ctx context.Context, src string, o Options) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
+	switch {
+	case o.EvalTimeout == 0:
+		p.timeout = DefaultEvalTimeout
+	case o.EvalTimeout > 0:
+		p.timeout = o.EvalTimeout
+	}
+	p.cutoffs = o.DeadlineExceeded
 	if !o.SkipTests {
 		results, err := runTests(ctx, set, o.TestTimeout, "")
 		if err != nil {
@@ -150,9 +167,9 @@ func compile(ctx context.Context, set *fileSet) (*Policy, error) {
 	if len(mods) == 0 {
 		return nil, fmt.Errorf("load policies from %s: no .rego files besides tests", set.src)
 	}
-	c := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
+	c := newCompiler()
 	if c.Compile(mods); c.Failed() {
-		return nil, fmt.Errorf("compile policies: %w", c.Errors)
+		return nil, fmt.Errorf("compile policies: %w", explainDenied(c.Errors))
 	}
 	// The store hands out AST values: reading data.remedy.config then costs no conversion
 	// per evaluation.
@@ -183,9 +200,12 @@ func (p *Policy) Eval(ctx context.Context, input any) ([]Decision, error) {
 // EvalValue evaluates the decision document for an input already in AST form.
 //
 // It runs the compiled query on OPA's evaluator (topdown) directly rather than through
-// a rego.PreparedEvalQuery: the same evaluation (rule indexing and early exit on, builtin
-// errors not strict, a read transaction on the data) without the per-call metrics, the
-// cancellation goroutine and the options a decision does not use.
+// a rego.PreparedEvalQuery: the same evaluation (rule indexing and early exit on, a read
+// transaction on the data) without the per-call metrics, the cancellation goroutine and
+// the options a decision does not use. Builtin errors are strict: a builtin that fails
+// (to_number("x"), a bad regex) fails the evaluation instead of leaving a rule
+// undefined, so a policy error is recorded as one rather than as "no decision". The
+// evaluation is cut off at the policy's deadline (Options.EvalTimeout) with ErrDeadline.
 func (p *Policy) EvalValue(ctx context.Context, input ast.Value) ([]Decision, error) {
 	txn, err := p.store.NewTransaction(ctx)
 	if err != nil {
@@ -199,15 +219,23 @@ func (p *Policy) EvalValue(ctx context.Context, input ast.Value) ([]Decision, er
 		WithInput(ast.NewTerm(input)).
 		WithMetrics(metrics.NoOp()).
 		WithIndexing(true).
-		WithEarlyExit(true)
+		WithEarlyExit(true).
+		WithStrictBuiltinErrors(true)
 	q = q.WithBaseCache(p.data)
 	vc := getFlatCache()
 	defer putFlatCache(vc)
 	q = q.WithVirtualCache(vc)
-	if ctx.Done() != nil {
+	var dl *deadline
+	if ctx.Done() != nil || p.timeout > 0 {
 		cancel := topdown.NewCancel()
-		stop := context.AfterFunc(ctx, cancel.Cancel)
-		defer stop()
+		if ctx.Done() != nil {
+			stop := context.AfterFunc(ctx, cancel.Cancel)
+			defer stop()
+		}
+		if p.timeout > 0 {
+			dl = startDeadline(p.timeout, cancel, processCPU)
+			defer dl.stop()
+		}
 		q = q.WithCancel(cancel)
 	}
 	var doc *ast.Term
@@ -218,6 +246,12 @@ func (p *Policy) EvalValue(ctx context.Context, input ast.Value) ([]Decision, er
 		return nil
 	})
 	if err != nil {
+		if dl != nil && dl.fired.Load() && ctx.Err() == nil {
+			if p.cutoffs != nil {
+				p.cutoffs.Inc()
+			}
+			return nil, fmt.Errorf("evaluate %s: %w of %s", Query, ErrDeadline, p.timeout)
+		}
 		return nil, fmt.Errorf("evaluate %s: %w", Query, err)
 	}
 	if doc == nil {

@@ -8,12 +8,12 @@
 package alertmanager
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net"
 	"net/http"
@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/alertmanager/template"
 
+	"github.com/remedyhq/remedy/webhooks/bearer"
 	"github.com/remedyhq/remedy/wire/signal"
 )
 
@@ -175,11 +176,28 @@ type Options struct {
 	Mapping Mapping
 	// MaxBody bounds the request body (default 1 MiB); larger bodies get 413.
 	MaxBody int64
+	// MaxAlerts bounds the alerts of one webhook (default DefaultMaxAlerts; negative: no
+	// bound); more get 413 with the reason and nothing is recorded. Alertmanager's
+	// webhook_configs max_alerts, set at or below it, truncates instead.
+	MaxAlerts int
 	// BearerToken, when set, is required as "Authorization: Bearer <token>", which is
 	// what Alertmanager's http_config.authorization sends.
 	BearerToken string
-	Logger      *slog.Logger
+	// Identify, when set, also admits the bearer token of a person (the approvers file):
+	// it returns their identity, and every alert of the webhook is recorded as raised by
+	// them (label RequesterLabel set to the identity, whatever the alert claimed).
+	Identify func(token string) (identity string, ok bool)
+	Logger   *slog.Logger
 }
+
+// RequesterLabel names the person who raised an alert (engine.RequesterLabel): they may
+// not approve the actions it leads to.
+const RequesterLabel = "remedy_requested_by"
+
+// DefaultMaxAlerts is the default bound on the alerts of one webhook. Alertmanager
+// groups by alertname and node in remedy's route, so a batch holds a handful; a
+// thousand is a storm already.
+const DefaultMaxAlerts = 1000
 
 // Handler serves POST /webhooks/alertmanager.
 type Handler struct {
@@ -191,6 +209,9 @@ func NewHandler(o Options) *Handler {
 	if o.MaxBody <= 0 {
 		o.MaxBody = DefaultMaxBody
 	}
+	if o.MaxAlerts == 0 {
+		o.MaxAlerts = DefaultMaxAlerts
+	}
 	if o.Mapping.NodeLabels == nil && o.Mapping.Kinds == nil {
 		o.Mapping = DefaultMapping()
 	}
@@ -200,6 +221,21 @@ func NewHandler(o Options) *Handler {
 	return &Handler{o: o}
 }
 
+// authenticate admits the webhook token or a person's token (then who is their
+// identity); with neither configured everyone is admitted.
+func (h *Handler) authenticate(r *http.Request) (who string, ok bool) {
+	if h.o.BearerToken == "" && h.o.Identify == nil {
+		return "", true
+	}
+	if h.o.BearerToken != "" && bearer.Matches(r, h.o.BearerToken) {
+		return "", true
+	}
+	if tok, found := bearer.FromRequest(r); found && h.o.Identify != nil {
+		return h.o.Identify(tok)
+	}
+	return "", false
+}
+
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
@@ -207,17 +243,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusMethodNotAllowed, "method %s not allowed, use POST", r.Method)
 		return
 	}
-	if h.o.BearerToken != "" && !validBearer(r.Header.Get("Authorization"), h.o.BearerToken) {
+	who, ok := h.authenticate(r)
+	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="remedy"`)
 		httpError(w, http.StatusUnauthorized, "missing or invalid bearer token")
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
-			httpError(w, http.StatusUnsupportedMediaType, "content type %q not supported, use application/json", ct)
-			return
-		}
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+		httpError(w, http.StatusUnsupportedMediaType, "content type %q not supported, use application/json", ct)
+		return
 	}
 	if r.ContentLength > h.o.MaxBody {
 		httpError(w, http.StatusRequestEntityTooLarge, "body of %d bytes exceeds the limit of %d", r.ContentLength, h.o.MaxBody)
@@ -233,7 +268,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
+	if h.o.MaxAlerts > 0 && len(msg.Alerts) > h.o.MaxAlerts {
+		httpError(w, http.StatusRequestEntityTooLarge, "%d alerts exceed the limit of %d per webhook (set max_alerts in Alertmanager's webhook_configs)", len(msg.Alerts), h.o.MaxAlerts)
+		return
+	}
 	sigs := h.o.Mapping.Signals(msg)
+	if who != "" {
+		for i := range sigs {
+			labels := make(map[string]string, len(sigs[i].Labels)+1)
+			maps.Copy(labels, sigs[i].Labels)
+			labels[RequesterLabel] = who
+			sigs[i].Labels = labels
+		}
+	}
 	if err := h.o.Sink.Submit(r.Context(), sigs); err != nil {
 		// Not recorded: Alertmanager must retry.
 		h.o.Logger.Error("webhook not recorded", "alerts", len(sigs), "err", err)
@@ -243,14 +290,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, `{"status":"recorded","alerts":%d}`+"\n", len(sigs))
-}
-
-func validBearer(header, token string) bool {
-	const prefix = "Bearer "
-	if len(header) < len(prefix) || !strings.EqualFold(header[:len(prefix)], prefix) {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(header[len(prefix):]), []byte(token)) == 1
 }
 
 func httpError(w http.ResponseWriter, code int, format string, args ...any) {

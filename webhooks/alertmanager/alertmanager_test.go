@@ -107,6 +107,7 @@ func TestHandler(t *testing.T) {
 		body        string
 		token       string
 		sinkErr     error
+		maxAlerts   int
 		wantCode    int
 		wantBody    string
 		wantSignals int
@@ -127,22 +128,31 @@ func TestHandler(t *testing.T) {
 		{name: "no token", token: "s3cret", body: ok, wantCode: 401, wantBody: `{"error":"missing or invalid bearer token"}`},
 		{name: "wrong token", token: "s3cret", auth: "Bearer nope", body: ok, wantCode: 401},
 		{name: "right token", token: "s3cret", auth: "Bearer s3cret", body: ok, wantCode: 200, wantSignals: 1},
+		{name: "lower-case bearer", token: "s3cret", auth: "bearer s3cret", body: ok, wantCode: 200, wantSignals: 1},
+		{name: "no content type", ctype: "-", body: ok, wantCode: 415,
+			wantBody: `{"error":"content type \"\" not supported, use application/json"}`},
+		{name: "bad content type", ctype: "application/json; =", body: ok, wantCode: 415},
+		{name: "too many alerts", maxAlerts: 2, body: `{"version":"4","alerts":[{},{},{}]}`, wantCode: 413,
+			wantBody: `{"error":"3 alerts exceed the limit of 2 per webhook (set max_alerts in Alertmanager's webhook_configs)"}`},
+		{name: "at the alert limit", maxAlerts: 1, body: ok, wantCode: 200, wantSignals: 1},
 		{name: "not recorded", body: ok, sinkErr: errors.New("disk full"), wantCode: 503,
 			wantBody: `{"error":"not recorded, retry: disk full"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := &recordSink{fail: tc.sinkErr}
-			h := NewHandler(Options{Sink: sink, BearerToken: tc.token})
+			h := NewHandler(Options{Sink: sink, BearerToken: tc.token, MaxAlerts: tc.maxAlerts})
 			method := tc.method
 			if method == "" {
 				method = http.MethodPost
 			}
 			req := httptest.NewRequest(method, "/webhooks/alertmanager", strings.NewReader(tc.body))
-			ct := tc.ctype
-			if ct == "" {
-				ct = "application/json"
+			switch tc.ctype {
+			case "":
+				req.Header.Set("Content-Type", "application/json")
+			case "-":
+			default:
+				req.Header.Set("Content-Type", tc.ctype)
 			}
-			req.Header.Set("Content-Type", ct)
 			if tc.auth != "" {
 				req.Header.Set("Authorization", tc.auth)
 			}
@@ -161,6 +171,55 @@ func TestHandler(t *testing.T) {
 				t.Fatalf("Retry-After %q with %d", ra, tc.wantCode)
 			}
 		})
+	}
+}
+
+// TestDefaultMaxAlerts: 8 MiB of alerts (172 MB of audit rows in the issue) is refused
+// before anything is recorded.
+func TestDefaultMaxAlerts(t *testing.T) {
+	sink := &recordSink{}
+	h := NewHandler(Options{Sink: sink, MaxBody: 8 << 20})
+	body := `{"version":"4","alerts":[` + strings.Repeat(`{"labels":{"alertname":"A","node":"n"}},`, DefaultMaxAlerts) + `{}]}`
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/alertmanager", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusRequestEntityTooLarge || len(sink.got) != 0 || !strings.Contains(rec.Body.String(), "1001 alerts exceed the limit of 1000 per webhook") {
+		t.Fatalf("%d %s, %d signals", rec.Code, rec.Body, len(sink.got))
+	}
+}
+
+// TestPersonRaisingAnAlert: a person's token (Identify) admits the webhook and makes
+// them the requester of every alert, whatever the alerts' labels claim; the webhook
+// token leaves the labels as they are.
+func TestPersonRaisingAnAlert(t *testing.T) {
+	identify := func(tok string) (string, bool) {
+		return map[string]string{"alice-token": "alice"}[tok], tok == "alice-token"
+	}
+	body := `{"version":"4","alerts":[{"labels":{"alertname":"NodeVMFreeze","node":"n1","remedy_requested_by":"bob"}},{"labels":{"alertname":"NodeVMFreeze","node":"n2"}}]}`
+	for _, tc := range []struct {
+		auth string
+		code int
+		want []string
+	}{
+		{"Bearer alice-token", 200, []string{"alice", "alice"}},
+		{"Bearer hook-token", 200, []string{"bob", ""}},
+		{"Bearer mallory", 401, nil},
+	} {
+		sink := &recordSink{}
+		h := NewHandler(Options{Sink: sink, BearerToken: "hook-token", Identify: identify})
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/alertmanager", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", tc.auth)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var got []string
+		for _, s := range sink.got {
+			got = append(got, s.Labels[RequesterLabel])
+		}
+		if rec.Code != tc.code || strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%s: %d, requesters %q", tc.auth, rec.Code, got)
+		}
 	}
 }
 

@@ -3,9 +3,11 @@
 package embedded
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -62,10 +64,31 @@ func Start(o Options) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
+	if err := portFree(host, port); err != nil {
+		ns.Shutdown()
+		return nil, err
+	}
 	go ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("embedded nats: not ready after 10s")
 	}
 	return ns, nil
+}
+
+// portFree says so when the client port is taken: the server itself would only log
+// that (and logs nothing here) and never become ready.
+func portFree(host string, port int) error {
+	if port <= 0 {
+		return nil
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("embedded nats: listen %s: port %d is in use (another NATS server or remedy serve?): stop it or choose another address with --nats-listen", addr, port)
+	}
+	if err != nil {
+		return fmt.Errorf("embedded nats: listen %s: %w", addr, err)
+	}
+	return ln.Close()
 }

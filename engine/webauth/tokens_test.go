@@ -1,4 +1,4 @@
-package approval
+package webauth
 
 import (
 	"errors"
@@ -28,7 +28,7 @@ func TestLoadTokens(t *testing.T) {
 
 func TestLoadTokensErrors(t *testing.T) {
 	want := map[string]string{
-		"unknown-field.yaml":   "approvers config: yaml: unmarshal errors:\n  line 1: field tokenz not found in type approval.Tokens",
+		"unknown-field.yaml":   "approvers config: yaml: unmarshal errors:\n  line 1: field tokenz not found in type webauth.Tokens",
 		"short-token.yaml":     "approvers config: tokens[0]: token must be at least 16 characters",
 		"duplicate-token.yaml": "approvers config: tokens[1]: token used twice",
 		"bad-identity.yaml":    `approvers config: tokens[0]: invalid identity "a b"`,
