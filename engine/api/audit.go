@@ -153,4 +153,3 @@ func (c *Client) Export(ctx context.Context, q url.Values, w io.Writer) error {
 		}
 	}
 }
-
