@@ -19,15 +19,15 @@ import (
 	"github.com/remedyhq/remedy/engine"
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/guard"
-	"github.com/remedyhq/remedy/wire/signal"
 	"github.com/remedyhq/remedy/executors"
+	"github.com/remedyhq/remedy/wire/signal"
 )
 
-// Outcomes of a verification.
+// Outcomes of a verification: the audit log's names (docs/audit.md).
 const (
-	Fixed      = "fixed"
-	NotFixed   = "not_fixed"
-	RolledBack = "rolled_back"
+	Fixed      = audit.OutcomeFixed
+	NotFixed   = audit.OutcomeNotFixed
+	RolledBack = audit.OutcomeRolledBack
 )
 
 // EscalationLabel counts how often an incident was escalated.
