@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -38,5 +39,20 @@ func TestMakeCleanKeepsData(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "bin")); !os.IsNotExist(err) {
 		t.Errorf("make clean left bin/: %v", err)
+	}
+}
+
+// TestFlagsOnlyInCmd: command-line flags are parsed in cmd/ only; the packages the
+// commands call take options (agent/scan.Options, app.Options, ...).
+func TestFlagsOnlyInCmd(t *testing.T) {
+	for _, p := range goList(t, "./...") {
+		if strings.HasPrefix(p.ImportPath, module+"/cmd/") {
+			continue
+		}
+		for _, imp := range p.Imports {
+			if imp == "flag" || imp == "github.com/spf13/pflag" || imp == "github.com/spf13/cobra" {
+				t.Errorf("%s imports %s: flags belong in cmd/", p.ImportPath, imp)
+			}
+		}
 	}
 }
