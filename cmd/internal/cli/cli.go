@@ -174,9 +174,11 @@ func Env(usage, name string) string { return usage + " (env " + name + ")" }
 // FromEnv sets each named flag that was not given on the command line from its environment
 // variable, so that a flag beats the environment and the environment beats the default.
 func FromEnv(fs *pflag.FlagSet, flagToEnv map[string]string) error {
+	given := map[pflag.Value]bool{} // by value: a flag given by an Alias's old name counts
+	fs.Visit(func(f *pflag.Flag) { given[f.Value] = true })
 	for name, env := range flagToEnv {
 		f := fs.Lookup(name)
-		if f == nil || f.Changed {
+		if f == nil || given[f.Value] {
 			continue
 		}
 		if v, ok := os.LookupEnv(env); ok && v != "" {
