@@ -65,6 +65,15 @@ func filterFlags(fs *pflag.FlagSet) func() url.Values {
 	}
 }
 
+// completeTypes completes --type with the audit event types.
+func completeTypes(c *cobra.Command) {
+	var types []string
+	for _, t := range audit.Types() {
+		types = append(types, string(t))
+	}
+	_ = c.RegisterFlagCompletionFunc("type", cobra.FixedCompletions(types, cobra.ShellCompDirectiveNoFileComp))
+}
+
 // printEvents prints audit events in one of the -o formats.
 func printEvents(w io.Writer, out *cli.Output, evs []audit.Event) error {
 	switch out.Format {
@@ -85,6 +94,7 @@ func auditQueryCommand() *cobra.Command {
 	c := &cobra.Command{Use: "query", Short: "Query the audit log by filters; --follow prints new events as they come", Args: cli.NoArgs}
 	client := apiClientFlags(c)
 	filters := filterFlags(c.Flags())
+	completeTypes(c)
 	out := cli.OutputFlag(c, cli.Table, cli.JSON, cli.YAML, cli.JSONL)
 	follow := c.Flags().Bool("follow", false, "print the latest events, then new ones as they come (oldest first; -o table or jsonl)")
 	every := c.Flags().Duration("interval", time.Second, "with --follow, how often to ask for new events")
@@ -284,6 +294,7 @@ func auditExportCommand() *cobra.Command {
 	c := &cobra.Command{Use: "export", Short: "Export the audit log (or the filtered part) as JSONL, with its checkpoint", Args: cli.NoArgs}
 	client := apiClientFlags(c)
 	filters := filterFlags(c.Flags())
+	completeTypes(c)
 	out := c.Flags().String("out-file", "", "write to this file instead of standard output")
 	cli.Alias(c.Flags(), "out", "out-file")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
