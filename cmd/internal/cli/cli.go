@@ -112,8 +112,12 @@ func Execute(ctx context.Context, root *cobra.Command, args []string, stdout, st
 // markRuns wraps every RunE in the tree so Execute can tell whether one started.
 func markRuns(root *cobra.Command) *bool {
 	ran := new(bool)
+	root.InitDefaultCompletionCmd()
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
+		c.InitDefaultHelpFlag()
+		plainBools(c.Flags())
+		plainBools(c.PersistentFlags())
 		if run := c.RunE; run != nil {
 			c.RunE = func(cmd *cobra.Command, args []string) error {
 				*ran = true
@@ -127,6 +131,19 @@ func markRuns(root *cobra.Command) *bool {
 	}
 	walk(root)
 	return ran
+}
+
+// plainBool is a bool flag's value without pflag's IsBoolFlag, so that help prints
+// "--dry-run" rather than pflag 1.1's "--dry-run[=true|false]" (a bare --dry-run still
+// means true: that is the flag's NoOptDefVal, and --dry-run=false still works).
+type plainBool struct{ pflag.Value }
+
+func plainBools(fs *pflag.FlagSet) {
+	fs.VisitAll(func(f *pflag.Flag) {
+		if _, done := f.Value.(plainBool); !done && f.Value.Type() == "bool" {
+			f.Value = plainBool{f.Value}
+		}
+	})
 }
 
 // Main runs root with the process's arguments and exits with its code.

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -16,12 +17,17 @@ func testRoot(got *string) *cobra.Command {
 	out := OutputFlag(c, Table, JSON, YAML)
 	server := c.Flags().String("server", "default", Env("server", "CLI_TEST_SERVER"))
 	c.Flags().String("server-file", "", "file")
+	all := c.Flags().Bool("all", false, "all")
+	on := c.Flags().Bool("on", true, "on")
 	Alias(c.Flags(), "srv", "server")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := FromEnv(cmd.Flags(), map[string]string{"server": "CLI_TEST_SERVER"}); err != nil {
 			return err
 		}
 		*got = out.Format + " " + *server
+		if *all || !*on {
+			*got += fmt.Sprintf(" all=%v on=%v", *all, *on)
+		}
 		return out.Print(cmd.OutOrStdout(), map[string]string{"server": *server}, func(w io.Writer) error {
 			_, err := w.Write([]byte("TABLE\n"))
 			return err
@@ -63,6 +69,12 @@ func TestCommandModel(t *testing.T) {
 	}
 	if code, out, _ := run("show", "--help"); code != ExitOK || strings.Contains(out, "--srv") || !strings.Contains(out, "(env CLI_TEST_SERVER)") {
 		t.Errorf("help: %d\n%s", code, out)
+	}
+	if run("show", "--all", "--on=false", "--server", "x"); got != "table x all=true on=false" {
+		t.Errorf("bool flags: %q", got)
+	}
+	if _, out, _ := run("show", "--help"); !strings.Contains(out, "      --all ") || strings.Contains(out, "[=true|false]") {
+		t.Errorf("bool flags in help:\n%s", out)
 	}
 	if code, out, _ := run("group"); code != ExitOK || !strings.Contains(out, "Usage:") {
 		t.Errorf("group without a subcommand: %d %q", code, out)
