@@ -39,7 +39,12 @@ var chartValues = []struct {
 // helmTemplate renders the chart with a values file as release "remedy" in remedy-system.
 func helmTemplate(t *testing.T, values string, set ...string) []byte {
 	t.Helper()
-	args := []string{"template", "remedy", chart, "--namespace", "remedy-system", "-f", filepath.Join(chart, values)}
+	return helmTemplateIn(t, "remedy-system", values, set...)
+}
+
+func helmTemplateIn(t *testing.T, ns, values string, set ...string) []byte {
+	t.Helper()
+	args := []string{"template", "remedy", chart, "--namespace", ns, "-f", filepath.Join(chart, values)}
 	for _, s := range set {
 		args = append(args, "--set", s)
 	}
@@ -152,13 +157,15 @@ func TestChartServerDryRun(t *testing.T) {
 	tool(t, "helm")
 	env := kenv.Get(t)
 	kc := "--kubeconfig=" + env.Kubeconfig
-	if out, err := runErr(".", kubectl, kc, "create", "namespace", "remedy-system"); err != nil && !strings.Contains(string(out), "AlreadyExists") {
+	// Its own namespace on the shared server (TestServerDryRun makes remedy-system).
+	const ns = "remedy-chart"
+	if out, err := runErr(".", kubectl, kc, "create", "namespace", ns); err != nil && !strings.Contains(string(out), "AlreadyExists") {
 		t.Fatalf("create namespace: %v\n%s", err, out)
 	}
 	for _, v := range chartValues {
 		t.Run(filepath.Base(v.file), func(t *testing.T) {
 			var keep [][]byte
-			for _, o := range split(t, helmTemplate(t, v.file)) {
+			for _, o := range split(t, helmTemplateIn(t, ns, v.file)) {
 				if o.Kind != "PrometheusRule" && o.Kind != "PodMonitor" {
 					keep = append(keep, o.Raw)
 				}
@@ -167,7 +174,7 @@ func TestChartServerDryRun(t *testing.T) {
 			if err := os.WriteFile(f, bytes.Join(keep, []byte("\n---\n")), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(kubectl, kc, "apply", "--dry-run=server", "-n", "remedy-system", "-o", "name", "-f", f)
+			cmd := exec.Command(kubectl, kc, "apply", "--dry-run=server", "-n", ns, "-o", "name", "-f", f)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()
@@ -195,15 +202,15 @@ func TestChartServerDryRun(t *testing.T) {
 kind: Secret
 metadata:
   name: remedy-webhook
-  namespace: remedy-system
+  namespace: `+ns+`
   labels: {app.kubernetes.io/managed-by: Helm}
-  annotations: {meta.helm.sh/release-name: remedy, meta.helm.sh/release-namespace: remedy-system}
+  annotations: {meta.helm.sh/release-name: remedy, meta.helm.sh/release-namespace: `+ns+`}
 stringData: {token: `+token+`}
 `), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		run(t, ".", kubectl, kc, "apply", "-f", owned)
-		out := run(t, ".", helm, "install", "remedy", chart, "--namespace", "remedy-system", "--kubeconfig", env.Kubeconfig,
+		out := run(t, ".", helm, "install", "remedy", chart, "--namespace", ns, "--kubeconfig", env.Kubeconfig,
 			"--dry-run=server", "--hide-notes")
 		_, manifest, ok := bytes.Cut(out, []byte("MANIFEST:"))
 		if !ok {

@@ -43,7 +43,11 @@ type evalChecked struct {
 }
 
 func (r evalResult) table(w io.Writer) error {
-	fmt.Fprintf(w, "policy revision %s: %d decisions\n", r.Revision, len(r.Decisions))
+	noun := "decisions"
+	if len(r.Decisions) == 1 {
+		noun = "decision"
+	}
+	fmt.Fprintf(w, "policy revision %s: %d %s\n", r.Revision, len(r.Decisions), noun)
 	if len(r.Decisions) == 0 {
 		return nil
 	}
