@@ -48,7 +48,7 @@ func TestExitCodes(t *testing.T) {
 		{remedy, nil, []string{"approvals", "list", "-o", "xml"}, cli.ExitUsage, "", `"xml": use table, json, yaml`},
 		{remedy, nil, []string{"approvals", "show"}, cli.ExitUsage, "", "accepts 1 arg(s), received 0"},
 		{remedy, nil, []string{"approvals", "approve", "a1", "--server", dead}, cli.ExitUsage, "", "--reason is required"},
-		{remedy, nil, []string{"policy", "eval"}, cli.ExitUsage, "", `required flag(s) "input-file" not set`},
+		{remedy, nil, []string{"policy", "eval"}, cli.ExitUsage, "", "--input-file is required"},
 		{remedy, nil, []string{"approvals", "list", "--server", dead}, cli.ExitFailure, "", "connection refused"},
 		{remedy, []string{"REMEDY_SERVER=" + dead}, []string{"approvals", "list"}, cli.ExitFailure, "", "127.0.0.1:1"},
 		{remedy, nil, []string{"audit", "verify", "--db", filepath.Join(t.TempDir(), "none.db")}, cli.ExitFailure, "", "no such file"},

@@ -78,9 +78,12 @@ fail is still evaluated: eval is how one finds out why.`}
 	dir := fs.String("policies", "policies", "directory or bundle of Rego policies and data")
 	inPath := fs.String("input-file", "", "JSON file with a signal or a full input document (- for stdin)")
 	cli.Alias(fs, "input", "input-file")
-	_ = c.MarkFlagRequired("input-file")
 	out := cli.OutputFlag(c, cli.Table, cli.JSON, cli.YAML)
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		// Checked here, not with MarkFlagRequired, which would not see the old --input.
+		if *inPath == "" {
+			return cli.Usagef("--input-file is required")
+		}
 		ctx := cmd.Context()
 		var b []byte
 		var err error
