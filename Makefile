@@ -9,8 +9,8 @@ demo:
 	$(GO) run ./cmd/remedy demo
 
 build:
-	$(GO) build -o bin/remedy ./cmd/remedy
-	$(GO) build -o bin/remedy-agent ./cmd/remedy-agent
+	$(GO) build -buildvcs=auto -o bin/remedy ./cmd/remedy
+	$(GO) build -buildvcs=auto -o bin/remedy-agent ./cmd/remedy-agent
 
 # deps installs and builds what the tests need (Debian packages, OPA CLI,
 # kube-apiserver + etcd, PostgreSQL); every part is idempotent and cached.
@@ -48,5 +48,7 @@ FUZZ_PARALLEL ?=
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZ_MATCH=$(FUZZ_MATCH) FUZZ_PARALLEL=$(FUZZ_PARALLEL) bash hack/fuzz.sh $(PKGS)
 
+# clean removes build output only. Never data/: it is the default --data-dir of `remedy
+# serve`, the audit log among it (test/layout's TestMakeCleanKeepsData).
 clean:
-	rm -rf bin data
+	rm -rf bin

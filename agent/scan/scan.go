@@ -6,20 +6,17 @@ package scan
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"sort"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/remedyhq/remedy/agent/detect"
 	"github.com/remedyhq/remedy/agent/detect/detectors"
-	"github.com/remedyhq/remedy/agent/detect/freeze"
+	"github.com/remedyhq/remedy/nodefs"
 )
 
 // Sentinel errors.
@@ -34,6 +31,8 @@ type Result struct {
 	Interval string            `json:"interval"`
 	Findings []Seen            `json:"findings"`
 	Errors   map[string]string `json:"errors,omitempty"`
+	// Layout is the IRQ → CPU layout and the counters' growth, printed healthy or not.
+	Layout *Layout `json:"layout,omitempty"`
 }
 
 // Seen is a finding with the number of scans (after the baseline) it was seen in; the
@@ -45,51 +44,64 @@ type Seen struct {
 	Of       int    `json:"of"`
 }
 
-// Run parses args (without the "scan" word), scans and prints to stdout.
-func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fl := flag.NewFlagSet("remedy-agent scan", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	hostRoot := fl.String("host-root", "/", "where the host's / is mounted (/host in a pod)")
-	interval := fl.Duration("interval", time.Second, "time between scans")
-	count := fl.Int("count", 3, "number of scans; the first is a baseline, so at least 2")
-	output := fl.String("o", "table", "output format: table or json")
-	ifaces := fl.String("interfaces", "", "comma-separated interfaces to watch (default: every NIC backed by a device)")
-	imds := fl.String("imds-endpoint", "", "Azure Scheduled Events URL, e.g. "+freeze.DefaultAzureEndpoint+" (default: off)")
-	ethtool := fl.Bool("driver-stats", true, "read the drivers' own counters (ethtool -S) in this network namespace")
-	disable := fl.String("disable", "", "comma-separated detectors to leave out: irq, drops, psi, freeze")
-	if err := fl.Parse(args); err != nil {
-		return err
-	}
+// Options say what to scan and how to print it. Flags are parsed in cmd/remedy-agent.
+type Options struct {
+	HostRoot    string        // where the host's / is mounted (/host in a pod)
+	Interval    time.Duration // time between scans
+	Count       int           // number of scans; the first is a baseline, so at least 2
+	Interfaces  []string      // NICs to watch (default: every NIC backed by a device)
+	IMDS        string        // Azure Scheduled Events URL (empty: the freeze detector is off)
+	DriverStats bool          // read the drivers' own counters (ethtool -S)
+	Disable     []string      // detectors to leave out: irq, drops, psi, freeze
+}
+
+// Check reports what is wrong with o, wrapping ErrUsage.
+func (o Options) Check() error {
 	switch {
-	case fl.NArg() > 0:
-		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, fl.Arg(0))
-	case *count < 2:
-		return fmt.Errorf("%w: --count %d: at least 2 scans are needed, the first is a baseline", ErrUsage, *count)
-	case *interval <= 0:
+	case o.Count < 2:
+		return fmt.Errorf("%w: --count %d: at least 2 scans are needed, the first is a baseline", ErrUsage, o.Count)
+	case o.Interval <= 0:
 		return fmt.Errorf("%w: --interval must be positive", ErrUsage)
-	case *output != "table" && *output != "json":
-		return fmt.Errorf("%w: -o %q: want table or json", ErrUsage, *output)
+	}
+	return nil
+}
+
+// Run scans as o says and returns the result; the detectors' warnings go to stderr.
+func Run(ctx context.Context, o Options, stderr io.Writer) (Result, error) {
+	if err := o.Check(); err != nil {
+		return Result{}, err
+	}
+	if o.HostRoot == "" {
+		o.HostRoot = "/"
 	}
 	ds, err := detectors.New(detectors.Options{
-		HostRoot: *hostRoot, Interfaces: split(*ifaces), Interval: *interval, DriverStats: *ethtool,
-		IMDSEndpoint: *imds, Disable: split(*disable),
+		HostRoot: o.HostRoot, Interfaces: o.Interfaces, Interval: o.Interval, DriverStats: o.DriverStats,
+		IMDSEndpoint: o.IMDS, Disable: o.Disable,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
-		return err
+		return Result{}, err
 	}
 	defer ds.Close()
-	res, err := Scan(ctx, ds.List, *count, *interval)
+	fs, err := nodefs.New(o.HostRoot)
 	if err != nil {
-		return err
+		return Result{}, err
 	}
-	res.HostRoot = *hostRoot
-	if *output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+	ifaces, err := nicNames(fs, o.Interfaces)
+	if err != nil {
+		return Result{}, err
 	}
-	return printTable(stdout, res)
+	before, berr := takeSnapshot(fs, ifaces)
+	res, err := Scan(ctx, ds.List, o.Count, o.Interval)
+	if err != nil {
+		return res, err
+	}
+	res.HostRoot = o.HostRoot
+	if after, err := takeSnapshot(fs, ifaces); berr == nil && err == nil {
+		l := layoutOf(fs, ifaces, before, after)
+		res.Layout = &l
+	}
+	return res, nil
 }
 
 // Scan runs the detectors count times, interval apart, and gathers what they found.
@@ -141,7 +153,8 @@ func Scan(ctx context.Context, ds []detect.Detector, count int, interval time.Du
 	return res, nil
 }
 
-func printTable(w io.Writer, res Result) error {
+// PrintTable prints res for a person: the findings, their evidence and the errors.
+func PrintTable(w io.Writer, res Result) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "KIND\tSUBJECT\tSEEN\tSUMMARY\n")
 	for _, f := range res.Findings {
@@ -159,6 +172,7 @@ func printTable(w io.Writer, res Result) error {
 			fmt.Fprintf(w, "  %s\n", e)
 		}
 	}
+	printLayout(w, res)
 	for _, name := range sortedKeys(res.Errors) {
 		fmt.Fprintf(w, "\nerror: %s: %s\n", name, res.Errors[name])
 	}
@@ -172,14 +186,4 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(ks)
 	return ks
-}
-
-func split(s string) []string {
-	var out []string
-	for p := range strings.SplitSeq(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

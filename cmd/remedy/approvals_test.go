@@ -135,7 +135,7 @@ func TestApprovalFlowThroughAPIAndCLI(t *testing.T) {
 	// Phase 2: after a restart the pending action is still there; reject it through the
 	// API; the kill switch makes an approved action refuse; two people for critical.
 	e.start("1h")
-	out, err = e.cli("carol", "approvals", "show", a2)
+	out, err = e.cli("carol", "approvals", "show", a2, "-o", "json")
 	mustApproval(t, err)
 	var r approval.Request
 	mustApproval(t, json.Unmarshal([]byte(out), &r))

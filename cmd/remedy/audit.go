@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -15,108 +14,114 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/remedyhq/remedy/cmd/internal/cli"
 	"github.com/remedyhq/remedy/engine/api"
 	"github.com/remedyhq/remedy/engine/audit"
+	"github.com/remedyhq/remedy/engine/audit/sqlite"
 	"github.com/remedyhq/remedy/engine/report"
 )
-
-const auditUsage = `Usage:
-  remedy audit query   [filters] [-o table|json|jsonl] [--follow]
-  remedy audit show    [-o table|json|jsonl] <correlation-id>
-  remedy audit verify  [--file export.jsonl --key-file KEY]
-  remedy audit export  [filters] [--out FILE]
-`
 
 // errChainBroken makes `remedy audit verify` fail when the chain is broken.
 var errChainBroken = errors.New("audit chain broken")
 
-func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, auditUsage)
-		return flag.ErrHelp
-	}
-	switch args[0] {
-	case "query":
-		return auditQuery(ctx, args[1:], stdout, stderr)
-	case "show":
-		return auditShow(ctx, args[1:], stdout, stderr)
-	case "verify":
-		return auditVerify(ctx, args[1:], stdout, stderr)
-	case "export":
-		return auditExport(ctx, args[1:], stdout, stderr)
-	}
-	fmt.Fprint(stderr, auditUsage)
-	return fmt.Errorf("unknown command \"audit %s\"", args[0])
+func auditCommand() *cobra.Command {
+	c := cli.Group(&cobra.Command{
+		Use:   "audit",
+		Short: "Query, follow, show, verify and export the audit log",
+	})
+	c.AddCommand(auditQueryCommand(), auditShowCommand(), auditVerifyCommand(), auditExportCommand())
+	return c
 }
 
-// auditFlags is clientFlags (--server, --token-file) for the audit API.
-func auditFlags(name string, stderr io.Writer) (*flag.FlagSet, func() *api.Client) {
-	fs, client := clientFlags(name, stderr)
-	return fs, func() *api.Client {
-		c := client()
-		return &api.Client{BaseURL: c.BaseURL, Token: c.Token, HTTP: c.HTTP}
-	}
-}
-
-// filterFlags adds the audit filters and returns them as API query parameters.
-func filterFlags(fs *flag.FlagSet) url.Values {
-	q := url.Values{}
+// filterFlags adds the audit filters and returns a function that gives those set as API
+// query parameters.
+func filterFlags(fs *pflag.FlagSet) func() url.Values {
+	vals := map[string]*string{}
 	for _, name := range []string{"node", "action", "kind", "type", "outcome", "actor", "correlation-id", "since", "until", "limit"} {
-		usage := "filter by " + name
+		usage := "only events with this " + name
 		switch name {
+		case "kind":
+			usage = "only incidents of this signal kind: every event of an incident with a matching event, its dispatch and result too"
 		case "actor":
-			usage = "filter by actor: engine, agent or user:<identity>"
+			usage = "only events by this actor: engine, agent or user:<identity>"
 		case "since", "until":
 			usage = name + ": RFC 3339 time or a duration back from now (24h)"
 		case "limit":
 			usage = "at most this many events (default 1000; 20 with --follow)"
 		}
-		fs.Func(name, usage, func(v string) error {
-			q.Set(strings.ReplaceAll(name, "-", "_"), v)
-			return nil
-		})
+		vals[name] = fs.String(name, "", usage)
 	}
-	return q
+	return func() url.Values {
+		q := url.Values{}
+		for name, v := range vals {
+			if *v != "" {
+				q.Set(strings.ReplaceAll(name, "-", "_"), *v)
+			}
+		}
+		return q
+	}
 }
 
-func printEvents(w io.Writer, format string, evs []audit.Event) error {
-	switch format {
-	case "table":
+// completeTypes completes --type with the audit event types.
+func completeTypes(c *cobra.Command) {
+	var types []string
+	for _, t := range audit.Types() {
+		types = append(types, string(t))
+	}
+	_ = c.RegisterFlagCompletionFunc("type", cobra.FixedCompletions(types, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// printEvents prints audit events in one of the -o formats.
+func printEvents(w io.Writer, out *cli.Output, evs []audit.Event) error {
+	switch out.Format {
+	case cli.Table:
 		return report.Table(w, evs)
-	case "json":
-		return report.JSON(w, evs)
-	case "jsonl":
+	case cli.JSONL:
 		return report.JSONL(w, evs)
+	case cli.JSON:
+		return report.JSON(w, evs)
 	}
-	return fmt.Errorf("-o %q: use table, json or jsonl", format)
+	if evs == nil {
+		evs = []audit.Event{}
+	}
+	return out.Print(w, evs, nil)
 }
 
-func auditQuery(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, client := auditFlags("remedy audit query", stderr)
-	q := filterFlags(fs)
-	format := fs.String("o", "table", "output: table, json or jsonl")
-	follow := fs.Bool("follow", false, "print the latest events, then new ones as they come (oldest first)")
-	every := fs.Duration("interval", time.Second, "with --follow, how often to ask for new events")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	c := client()
-	if !*follow {
-		evs, err := c.Events(ctx, q)
+func auditQueryCommand() *cobra.Command {
+	c := &cobra.Command{Use: "query", Short: "Query the audit log by filters; --follow prints new events as they come", Args: cli.NoArgs}
+	client := apiClientFlags(c)
+	filters := filterFlags(c.Flags())
+	completeTypes(c)
+	out := cli.OutputFlag(c, cli.Table, cli.JSON, cli.YAML, cli.JSONL)
+	follow := c.Flags().Bool("follow", false, "print the latest events, then new ones as they come (oldest first; -o table or jsonl)")
+	every := c.Flags().Duration("interval", time.Second, "with --follow, how often to ask for new events")
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *follow && out.Format != cli.Table && out.Format != cli.JSONL {
+			return cli.Usagef("-o %s cannot follow: use table or jsonl", out.Format)
+		}
+		c, err := client()
 		if err != nil {
 			return err
 		}
-		return printEvents(stdout, *format, evs)
+		q := filters()
+		if !*follow {
+			evs, err := c.Events(cmd.Context(), q)
+			if err != nil {
+				return err
+			}
+			return printEvents(cmd.OutOrStdout(), out, evs)
+		}
+		return followEvents(cmd.Context(), c, q, out, *every, cmd.OutOrStdout())
 	}
-	if *format == "json" {
-		return errors.New("-o json cannot follow: use table or jsonl")
-	}
-	return followEvents(ctx, c, q, *format, *every, stdout)
+	return c
 }
 
 // followEvents prints the latest matching events oldest first, then polls for newer
 // ones by seq until ctx ends.
-func followEvents(ctx context.Context, c *api.Client, q url.Values, format string, every time.Duration, w io.Writer) error {
+func followEvents(ctx context.Context, c *api.Client, q url.Values, out *cli.Output, every time.Duration, w io.Writer) error {
 	if q.Get("limit") == "" {
 		q.Set("limit", "20")
 	}
@@ -127,19 +132,19 @@ func followEvents(ctx context.Context, c *api.Client, q url.Values, format strin
 	slices.Reverse(evs)
 	q.Del("limit")
 	q.Set("order", "asc")
-	header := format == "table"
+	header := out.Format == cli.Table
 	for {
 		if len(evs) > 0 {
 			var buf bytes.Buffer
-			if err := printEvents(&buf, format, evs); err != nil {
+			if err := printEvents(&buf, out, evs); err != nil {
 				return err
 			}
-			out := buf.Bytes()
-			if format == "table" && !header {
-				_, out, _ = bytes.Cut(out, []byte("\n")) // the header is printed once
+			b := buf.Bytes()
+			if out.Format == cli.Table && !header {
+				_, b, _ = bytes.Cut(b, []byte("\n")) // the header is printed once
 			}
 			header = false
-			if _, err := w.Write(out); err != nil {
+			if _, err := w.Write(b); err != nil {
 				return err
 			}
 			q.Set("after_seq", strconv.FormatInt(evs[len(evs)-1].Seq, 10))
@@ -158,27 +163,30 @@ func followEvents(ctx context.Context, c *api.Client, q url.Values, format strin
 	}
 }
 
-func auditShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, client := auditFlags("remedy audit show", stderr)
-	format := fs.String("o", "table", "output: table (a timeline), json or jsonl")
-	id, err := parseWithID(fs, args, false)
-	if err != nil {
-		return err
+func auditShowCommand() *cobra.Command {
+	c := &cobra.Command{Use: "show CORRELATION-ID", Short: "Show one incident as a timeline: signal, decision, approval, execution, verification",
+		Args: cli.Args(cobra.ExactArgs(1))}
+	client := apiClientFlags(c)
+	out := cli.OutputFlag(c, cli.Table, cli.JSON, cli.YAML, cli.JSONL)
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		id := args[0]
+		evs, err := c.Incident(cmd.Context(), id)
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 {
+			return fmt.Errorf("no audit events for correlation id %q", id)
+		}
+		if out.Format != cli.Table {
+			return printEvents(cmd.OutOrStdout(), out, evs)
+		}
+		return printTimeline(cmd.OutOrStdout(), id, evs)
 	}
-	if id == "" {
-		return errors.New("remedy audit show: give a correlation id")
-	}
-	evs, err := client().Incident(ctx, id)
-	if err != nil {
-		return err
-	}
-	if len(evs) == 0 {
-		return fmt.Errorf("no audit events for correlation id %q", id)
-	}
-	if *format != "table" {
-		return printEvents(stdout, *format, evs)
-	}
-	return printTimeline(stdout, id, evs)
+	return c
 }
 
 // printTimeline prints one incident: signal → decision → approval → execution →
@@ -211,15 +219,21 @@ func dashed(s string) string {
 	return s
 }
 
-func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, client := auditFlags("remedy audit verify", stderr)
-	file := fs.String("file", "", "verify this complete JSONL export instead of the engine's log")
-	keyFile := fs.String("key-file", "", "with --file: the checkpoint key (ed25519-pub:… is enough)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	var rep audit.VerifyReport
-	if *file != "" {
+func auditVerifyCommand() *cobra.Command {
+	c := &cobra.Command{Use: "verify", Short: "Verify the audit log's hash chain: the engine's, an export's, or a SQLite file's", Args: cli.NoArgs,
+		Long: `Verify the audit log's hash chain and its retention checkpoint.
+
+By default the running engine verifies its own log (--server). --export-file verifies a
+complete JSONL export (remedy audit export); --db verifies a SQLite audit log file
+offline, opened read-only, without an engine. Exit code 1 when the chain is broken.`}
+	client := apiClientFlags(c)
+	file := c.Flags().String("export-file", "", "verify this complete JSONL export instead of the engine's log")
+	db := c.Flags().String("db", "", "verify this SQLite audit log file (data/audit.db) offline, read-only")
+	keyFile := c.Flags().String("key-file", "", "with --export-file or --db: the checkpoint key (ed25519-pub:… is enough)")
+	cli.Alias(c.Flags(), "file", "export-file")
+	c.MarkFlagsMutuallyExclusive("export-file", "db")
+	out := cli.OutputFlag(c, cli.Table, cli.JSON, cli.YAML)
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		var keys audit.Signer
 		if *keyFile != "" {
 			var err error
@@ -227,51 +241,82 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 				return err
 			}
 		}
-		f, err := os.Open(*file)
+		var rep audit.VerifyReport
+		var err error
+		switch {
+		case *file != "":
+			rep, err = verifyExport(*file, keys)
+		case *db != "":
+			rep, err = verifyDB(cmd.Context(), *db, keys)
+		default:
+			var c *api.Client
+			if c, err = client(); err == nil {
+				rep, err = c.Verify(cmd.Context())
+			}
+		}
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		if rep, err = audit.VerifyJSONL(f, keys); err != nil {
+		if err := out.Print(cmd.OutOrStdout(), rep, func(w io.Writer) error { return verifyTable(w, rep) }); err != nil {
 			return err
 		}
-	} else {
-		var err error
-		if rep, err = client().Verify(ctx); err != nil {
-			return err
+		if rep.Break != nil {
+			return errChainBroken
 		}
+		return nil
 	}
+	return c
+}
+
+func verifyExport(path string, keys audit.Signer) (audit.VerifyReport, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return audit.VerifyReport{}, err
+	}
+	defer f.Close()
+	return audit.VerifyJSONL(f, keys)
+}
+
+func verifyTable(w io.Writer, rep audit.VerifyReport) error {
 	if rep.Break != nil {
-		fmt.Fprintf(stdout, "BROKEN at seq %d: %s (%d rows checked)\n", rep.Break.Seq, rep.Break.Reason, rep.Rows)
-		return errChainBroken
+		_, err := fmt.Fprintf(w, "BROKEN at seq %d: %s (%d rows checked)\n", rep.Break.Seq, rep.Break.Reason, rep.Rows)
+		return err
 	}
-	fmt.Fprintf(stdout, "intact: %d rows, seq %d..%d, head %s\n", rep.Rows, rep.First, rep.Last, dashed(rep.Head))
+	fmt.Fprintf(w, "intact: %d rows, seq %d..%d, head %s\n", rep.Rows, rep.First, rep.Last, dashed(rep.Head))
 	if cp := rep.Checkpoint; cp != nil {
-		fmt.Fprintf(stdout, "rows 1..%d removed by retention (before %s), checkpoint signed by %s\n",
+		fmt.Fprintf(w, "rows 1..%d removed by retention (before %s), checkpoint signed by %s\n",
 			cp.ThroughSeq, cp.Before.Format(time.RFC3339), cp.KeyID)
 	}
 	return nil
 }
 
-func auditExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, client := auditFlags("remedy audit export", stderr)
-	q := filterFlags(fs)
-	out := fs.String("out", "", "write to this file instead of standard output")
-	if err := fs.Parse(args); err != nil {
-		return err
+func auditExportCommand() *cobra.Command {
+	c := &cobra.Command{Use: "export", Short: "Export the audit log (or the filtered part) as JSONL, with its checkpoint", Args: cli.NoArgs}
+	client := apiClientFlags(c)
+	filters := filterFlags(c.Flags())
+	completeTypes(c)
+	out := c.Flags().String("out-file", "", "write to this file instead of standard output")
+	cli.Alias(c.Flags(), "out", "out-file")
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		q := filters()
+		if *out == "" {
+			return c.Export(cmd.Context(), q, cmd.OutOrStdout())
+		}
+		f, err := os.Create(*out)
+		if err != nil {
+			return err
+		}
+		if err := c.Export(cmd.Context(), q, f); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
 	}
-	if *out == "" {
-		return client().Export(ctx, q, stdout)
-	}
-	f, err := os.Create(*out)
-	if err != nil {
-		return err
-	}
-	if err := client().Export(ctx, q, f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return c
 }
 
 // loadAuditKey reads a checkpoint key file (audit.ParseKey's format).
@@ -285,4 +330,14 @@ func loadAuditKey(path string) (audit.Signer, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return k, nil
+}
+
+// verifyDB verifies a SQLite audit log file offline: opened read-only, no engine needed.
+func verifyDB(ctx context.Context, path string, keys audit.Signer) (audit.VerifyReport, error) {
+	st, err := sqlite.OpenReadOnly(path, audit.Options{})
+	if err != nil {
+		return audit.VerifyReport{}, err
+	}
+	defer st.Close()
+	return audit.VerifyLog(ctx, st, keys)
 }

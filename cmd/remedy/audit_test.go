@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"database/sql"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"log"
@@ -44,7 +45,7 @@ func auditEngine(t *testing.T, keys audit.Signer) (url, dbPath string, st audit.
 		inc(80*time.Millisecond, audit.Decision, audit.ActorEngine, "act"),
 		inc(2*time.Minute, audit.ApprovalGranted, "user:alice", audit.OutcomeOK),
 		inc(2*time.Minute+time.Second, audit.ActionResult, audit.ActorAgent, audit.OutcomeOK),
-		inc(3*time.Minute, audit.Verification, audit.ActorEngine, audit.OutcomeCleared),
+		inc(3*time.Minute, audit.Verification, audit.ActorEngine, audit.OutcomeFixed),
 		audit.Event{Time: at.Add(time.Hour), Type: audit.Paused, Actor: "user:bob"},
 	); err != nil {
 		t.Fatal(err)
@@ -57,7 +58,7 @@ func auditEngine(t *testing.T, keys audit.Signer) (url, dbPath string, st audit.
 func runCLI(args ...string) (string, error) {
 	var out, errb bytes.Buffer
 	err := run(context.Background(), args, &out, &errb)
-	return out.String() + errb.String(), err
+	return out.String(), err
 }
 
 func TestAuditQueryShow(t *testing.T) {
@@ -70,14 +71,16 @@ func TestAuditQueryShow(t *testing.T) {
 		{[]string{"audit", "query", "--server", url, "--actor", "user:alice", "-o", "jsonl"},
 			[]string{`"seq":3`, `"actor":"user:alice"`}, ""},
 		{[]string{"audit", "query", "--server", url, "--type", "verification"},
-			[]string{"SEQ", "verification", "cleared"}, ""},
-		{[]string{"audit", "query", "--server", url, "-o", "yaml"}, nil, `-o "yaml": use table, json or jsonl`},
+			[]string{"SEQ", "verification", "fixed"}, ""},
+		{[]string{"audit", "query", "--server", url, "-o", "yaml", "--type", "verification"}, []string{"- action: irq.spread", "  outcome: fixed"}, ""},
+		{[]string{"audit", "query", "--server", url, "-o", "xml"}, nil, `invalid argument "xml" for "-o, --output" flag: "xml": use table, json, yaml, jsonl`},
+		{[]string{"audit", "query", "--server", url, "-o", "json", "--follow"}, nil, `-o json cannot follow: use table or jsonl`},
 		{[]string{"audit", "show", "--server", url, "inc-1"}, []string{
 			"incident inc-1  node worker-3  kind irq_skew  policy abc123",
 			"+80ms", "approval.granted", "user:alice", "+3m0s", "verification"}, ""},
 		{[]string{"audit", "show", "inc-2", "--server", url}, nil, `no audit events for correlation id "inc-2"`},
-		{[]string{"audit", "show", "--server", url}, nil, "remedy audit show: give a correlation id"},
-		{[]string{"audit", "frobnicate"}, nil, `unknown command "audit frobnicate"`},
+		{[]string{"audit", "show", "--server", url}, nil, "accepts 1 arg(s), received 0"},
+		{[]string{"audit", "frobnicate"}, nil, `unknown command "frobnicate" for "remedy audit"`},
 	} {
 		out, err := runCLI(tc.args...)
 		if tc.err != "" {
@@ -113,15 +116,45 @@ func TestAuditVerifyAndExport(t *testing.T) {
 	// An export verifies offline with the public key alone.
 	dir := t.TempDir()
 	export := filepath.Join(dir, "audit.jsonl")
-	if out, err := runCLI("audit", "export", "--server", url, "--out", export); err != nil {
+	if out, err := runCLI("audit", "export", "--server", url, "--out-file", export); err != nil {
 		t.Fatalf("export: %v\n%s", err, out)
 	}
 	pub := filepath.Join(dir, "audit.pub")
 	if err := os.WriteFile(pub, []byte(audit.PublicKey(keys)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := runCLI("audit", "verify", "--file", export, "--key-file", pub); err != nil || !strings.HasPrefix(out, "intact: 5 rows") {
+	if out, err := runCLI("audit", "verify", "--export-file", export, "--key-file", pub); err != nil || !strings.HasPrefix(out, "intact: 5 rows") {
 		t.Fatalf("verify export = %v\n%s", err, out)
+	}
+	// The old flag name still works.
+	if out, err := runCLI("audit", "verify", "--file", export, "--key-file", pub); err != nil || !strings.HasPrefix(out, "intact: 5 rows") {
+		t.Fatalf("verify --file = %v\n%s", err, out)
+	}
+	// The SQLite file verifies offline, without an engine, and is not written to.
+	before, err := os.ReadFile(dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCLI("audit", "verify", "--db", dbPath, "--key-file", pub); err != nil || !strings.HasPrefix(out, "intact: 5 rows, seq 3..7") {
+		t.Fatalf("verify --db = %v\n%s", err, out)
+	}
+	if after, _ := os.ReadFile(dbPath); !bytes.Equal(before, after) {
+		t.Error("verify --db changed the database file")
+	}
+	out, err = runCLI("audit", "verify", "--db", dbPath, "--key-file", pub, "-o", "json")
+	var rep audit.VerifyReport
+	if err != nil || json.Unmarshal([]byte(out), &rep) != nil || rep.Rows != 5 || rep.Checkpoint == nil {
+		t.Fatalf("verify --db -o json = %v\n%s", err, out)
+	}
+	missing := filepath.Join(dir, "missing.db")
+	if _, err := runCLI("audit", "verify", "--db", missing); err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("verify --db of a missing file: err = %v", err)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Error("verify --db created the missing file")
+	}
+	if _, err := runCLI("audit", "verify", "--db", pub); err == nil {
+		t.Error("verify --db of a key file: no error")
 	}
 	// Without the key the checkpoint cannot vouch for the removed rows.
 	out, err = runCLI("audit", "verify", "--file", export)
@@ -140,6 +173,10 @@ func TestAuditVerifyAndExport(t *testing.T) {
 	out, err = runCLI("audit", "verify", "--server", url)
 	if !errors.Is(err, errChainBroken) || out != "BROKEN at seq 5: content does not match its hash (row edited) (2 rows checked)\n" {
 		t.Fatalf("verify after edit = %v\n%s", err, out)
+	}
+	out, err = runCLI("audit", "verify", "--db", dbPath, "--key-file", pub)
+	if !errors.Is(err, errChainBroken) || out != "BROKEN at seq 5: content does not match its hash (row edited) (2 rows checked)\n" {
+		t.Fatalf("verify --db after edit = %v\n%s", err, out)
 	}
 	bad := filepath.Join(dir, "bad.key")
 	if err := os.WriteFile(bad, []byte("ed25519:"+base64.StdEncoding.EncodeToString([]byte("short"))), 0o600); err != nil {
@@ -215,7 +252,7 @@ func TestCLIOverMutualTLS(t *testing.T) {
 	cert := testenv.WriteFile(t, filepath.Join(dir, "alice.crt"), ccert)
 	key := testenv.WriteFile(t, filepath.Join(dir, "alice.key"), ckey)
 
-	out, err := runCLI("audit", "show", "--server", url, "--tls-ca", ca, "--tls-cert", cert, "--tls-key", key, "inc-1")
+	out, err := runCLI("audit", "show", "--server", url, "--tls-ca", ca, "--tls-cert", cert, "--tls-key", key, "inc-1") // the old names still work
 	if err != nil || !strings.Contains(out, "incident inc-1") {
 		t.Fatalf("with the client certificate: %v\n%s", err, out)
 	}
@@ -223,10 +260,10 @@ func TestCLIOverMutualTLS(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--tls-ca", ca}, "certificate required"},        // no client certificate: refused in the handshake
-		{[]string{"--tls-cert", cert, "--tls-key", key}, "x509:"}, // the engine's CA not trusted
-		{[]string{"--tls-ca", ca, "--tls-cert", cert}, "--tls-cert and --tls-key go together"},
-		{[]string{"--tls-ca", filepath.Join(dir, "nope.crt")}, "--tls-ca: open"},
+		{[]string{"--tls-ca-file", ca}, "certificate required"},             // no client certificate: refused in the handshake
+		{[]string{"--tls-cert-file", cert, "--tls-key-file", key}, "x509:"}, // the engine's CA not trusted
+		{[]string{"--tls-ca-file", ca, "--tls-cert-file", cert}, "--tls-cert-file and --tls-key-file go together"},
+		{[]string{"--tls-ca-file", filepath.Join(dir, "nope.crt")}, "--tls-ca-file: open"},
 	} {
 		out, err := runCLI(append([]string{"audit", "show", "--server", url, "inc-1"}, tc.args...)...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

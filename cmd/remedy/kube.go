@@ -1,9 +1,10 @@
 package main
 
 import (
-	"flag"
 	"os"
 	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/remedyhq/remedy/engine/kube"
 	"github.com/remedyhq/remedy/engine/kube/leader"
@@ -12,7 +13,7 @@ import (
 // kubeFlags registers the flags that connect `remedy serve` to a cluster (docs/kubernetes.md)
 // and returns a function that turns them into app options: nil when neither --kubeconfig
 // nor --in-cluster is given.
-func kubeFlags(fs *flag.FlagSet) func() (*kube.Options, error) {
+func kubeFlags(fs *pflag.FlagSet) func() (*kube.Options, error) {
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file: enables node facts, cluster actions and node-condition signals")
 	inCluster := fs.Bool("in-cluster", false, "use the pod's ServiceAccount to reach the Kubernetes API (instead of --kubeconfig)")
 	identity := fs.String("identity", "", "this replica's name in annotations, Events and the Lease (default $POD_NAME, else the host name)")

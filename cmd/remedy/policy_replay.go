@@ -11,6 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/remedyhq/remedy/cmd/internal/cli"
 	"github.com/remedyhq/remedy/engine"
 	"github.com/remedyhq/remedy/engine/api"
 	"github.com/remedyhq/remedy/engine/audit"
@@ -56,34 +59,43 @@ type decisionDetail struct {
 	Error     string            `json:"error,omitempty"`
 }
 
-func policyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, client := auditFlags("remedy policy replay", stderr)
+func policyReplayCommand() *cobra.Command {
+	c := &cobra.Command{Use: "replay --since 24h", Short: "Re-decide recorded signals with a candidate policy; print what changes", Args: cli.NoArgs,
+		Long: `Re-decide every signal recorded since --since with a candidate policy and print the
+decisions that change. The input is rebuilt from the engine's audit log: the recorded signal,
+the node's action history before the decision, and the decision's time as now. Node and
+cluster facts are not in the audit log; the candidate sees none.`}
+	client := apiClientFlags(c)
+	fs := c.Flags()
 	dir := fs.String("policies", "policies", "candidate policy: directory or bundle")
 	since := fs.String("since", "24h", "replay signals recorded since this time (RFC 3339) or this long ago (24h)")
 	history := fs.Duration("history", 24*time.Hour, "how far back the node's action history reaches (the engine's HistoryWindow)")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
+	out := cli.OutputFlag(c, cli.Table, cli.JSON, cli.YAML)
+	asJSON := fs.Bool("json", false, "deprecated: use -o json")
+	cli.Deprecate(fs, "json", "use -o json")
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *asJSON {
+			out.Format = cli.JSON
+		}
+		from, err := parseSince(*since, time.Now())
+		if err != nil {
+			return cli.UsageError{Err: err}
+		}
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		p, err := policy.LoadWith(cmd.Context(), *dir, policy.Options{SkipTests: true})
+		if err != nil {
+			return err
+		}
+		rep, err := replay(cmd.Context(), replayOptions{Client: c, Policy: p, Since: from, History: *history})
+		if err != nil {
+			return err
+		}
+		return out.Print(cmd.OutOrStdout(), rep, func(w io.Writer) error { printReplay(w, rep); return nil })
 	}
-	from, err := parseSince(*since, time.Now())
-	if err != nil {
-		return err
-	}
-	p, err := policy.LoadWith(ctx, *dir, policy.Options{SkipTests: true})
-	if err != nil {
-		return err
-	}
-	rep, err := replay(ctx, replayOptions{Client: client(), Policy: p, Since: from, History: *history})
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
-	printReplay(stdout, rep)
-	return nil
+	return c
 }
 
 func parseSince(s string, now time.Time) (time.Time, error) {

@@ -210,3 +210,26 @@ func rewriteLater(t *testing.T, path, body string, step int) {
 		t.Fatal(err)
 	}
 }
+
+// TestPolicyEvalOutputs: policy eval prints a table by default and the same decisions
+// with -o json and -o yaml.
+func TestPolicyEvalOutputs(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "signal.json")
+	if err := os.WriteFile(in, []byte(`{"source":"test","kind":"irq_skew","node":"worker-1","status":"firing",
+		"startsAt":"2026-12-03T12:00:00Z","labels":{"iface":"eth0"},"values":{"spread_ratio":0.2}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI("policy", "eval", "--input-file", in, "--policies", "../../policies")
+	if err != nil || !strings.Contains(out, ": 1 decision\n") || !strings.Contains(out, "irqbalance.restart  node    low   false") {
+		t.Fatalf("table: %v\n%s", err, out)
+	}
+	out, err = runCLI("policy", "eval", "--input", in, "--policies", "../../policies", "-o", "json") // the old flag name too
+	var res evalResult
+	if err != nil || json.Unmarshal([]byte(out), &res) != nil || len(res.Decisions) != 1 || !res.Decisions[0].Valid {
+		t.Fatalf("json: %v\n%s", err, out)
+	}
+	if out, err = runCLI("policy", "eval", "--input-file", in, "--policies", "../../policies", "-o", "yaml"); err != nil ||
+		!strings.Contains(out, "- action: irqbalance.restart\n") {
+		t.Fatalf("yaml: %v\n%s", err, out)
+	}
+}

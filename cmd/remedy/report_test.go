@@ -52,7 +52,7 @@ func TestReport(t *testing.T) {
 		}
 	}
 	for _, c := range []struct{ args, want string }{
-		{"-o yaml", `-o "yaml": want table or json`},
+		{"-o yaml", `"yaml": use table, json`},
 		{"--since tomorrow", `since: "tomorrow" is neither a duration`},
 		{"--since 2026-11-27T00:00:00Z --until 2026-11-26T00:00:00Z", "since must be before until"},
 	} {

@@ -15,7 +15,8 @@ import (
 
 // registerAudit serves the read-only audit API (docs/audit.md):
 //
-//	GET /api/v1/audit/events?<filter>      {"events": [...]}, newest first (order=asc: oldest first)
+//	GET /api/v1/audit/events?<filter>      {"events": [...]}, newest first (order=asc: oldest first);
+//	                                       kind= keeps whole incidents (audit.QueryIncidents)
 //	GET /api/v1/audit/incidents/{id}       {"events": [...]}, one incident, oldest first
 //	GET /api/v1/audit/export?<filter>      JSON Lines, oldest first
 //	GET /api/v1/audit/verify               the verify report (200 whether or not the chain is intact)
@@ -27,7 +28,7 @@ func registerAudit(mux *http.ServeMux, o Options) {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
-		evs, err := o.Store.Query(r.Context(), f)
+		evs, err := audit.QueryIncidents(r.Context(), o.Store, f) // kind: whole incidents
 		writeEvents(w, evs, err)
 	}))
 	mux.HandleFunc("GET /api/v1/audit/incidents/{id}", auth(func(w http.ResponseWriter, r *http.Request) {

@@ -49,7 +49,7 @@ const (
 	// a stale attempt, sent on another node's subject, undecodable), with the reason and
 	// the subject it came on.
 	ResultRefused Type = "result.refused"
-	// Verification: whether the condition cleared after the action.
+	// Verification: whether the action fixed its signal: fixed, not_fixed or rolled_back.
 	Verification   Type = "verification"
 	PolicyLoaded   Type = "policy.loaded"
 	PolicyRejected Type = "policy.rejected"
@@ -69,13 +69,16 @@ func Types() []Type {
 // Outcomes commonly found in Event.Outcome. The field is free text; these are the values
 // remedy itself writes.
 const (
-	OutcomeOK       = "ok"
-	OutcomeFailed   = "failed"
-	OutcomeSkipped  = "skipped"
-	OutcomeRefused  = "refused"
-	OutcomeDryRun   = "dry_run"
-	OutcomeCleared  = "cleared"
-	OutcomePersists = "persists"
+	OutcomeOK      = "ok"
+	OutcomeFailed  = "failed"
+	OutcomeSkipped = "skipped"
+	OutcomeRefused = "refused"
+	OutcomeDryRun  = "dry_run"
+	// Verification outcomes (engine/guard/verify): the signal resolved within the action's
+	// window, it did not (the incident escalates), or the executor rolled the action back.
+	OutcomeFixed      = "fixed"
+	OutcomeNotFixed   = "not_fixed"
+	OutcomeRolledBack = "rolled_back"
 )
 
 // Actors that are not people. A person is written as "user:<identity>" (UserActor).

@@ -74,8 +74,54 @@ func Summary(e audit.Event) string {
 		if a, ok := d["annotations"].(map[string]any); ok && a["summary"] != nil {
 			return clip(fmt.Sprint(a["summary"]))
 		}
+	case audit.ApprovalRequested, audit.GuardRefused:
+		// The detail is the held action (engine.Held): why the guards held or refused it,
+		// then why the policy wanted it.
+		v, _ := d["verdict"].(map[string]any)
+		why := str(v["message"])
+		if why == "" {
+			why = str(v["reason"])
+		}
+		if dec, ok := d["decision"].(map[string]any); ok && str(dec["reason"]) != "" {
+			why = join(why, "policy: "+str(dec["reason"]))
+		}
+		return clip(why)
+	case audit.ApprovalGranted, audit.ApprovalRejected, audit.ApprovalExpired:
+		why := str(d["reason"])
+		if vote, ok := d["vote"].(float64); ok && vote > 0 {
+			why = join(why, fmt.Sprintf("vote %v of %v", vote, d["of"]))
+		}
+		return clip(why)
+	case audit.Paused, audit.Resumed:
+		why := str(d["reason"])
+		if k := str(d["kind"]); k != "" {
+			why = join(why, "kind "+k)
+		}
+		return clip(why)
+	case audit.Verification:
+		why := ""
+		if w := str(d["window"]); w != "" {
+			why = "window " + w
+		}
+		if e := str(d["escalated"]); e != "" {
+			why = join(why, "escalated as "+e)
+		}
+		return clip(why)
 	}
 	return ""
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// join joins two parts of a summary with "; ", either of them possibly empty.
+func join(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return a + "; " + b
 }
 
 func compact(v any) string {

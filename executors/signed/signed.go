@@ -110,15 +110,28 @@ func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
 	return ek, nil
 }
 
-// LoadPublicKey reads a PEM PKIX ed25519 public key.
+// LoadPublicKey reads a PEM PKIX ed25519 public key, or the public key of a PEM
+// certificate: the Helm chart (deploy/chart) makes the key pair with Helm's functions,
+// which can write a key's self-signed certificate but not the bare public key.
 func LoadPublicKey(path string) (ed25519.PublicKey, error) {
-	der, err := readPEM(path, "PUBLIC KEY")
-	if err != nil {
-		return nil, err
+	var k any
+	if b, err := os.ReadFile(path); err == nil {
+		if blk, _ := pem.Decode(b); blk != nil && blk.Type == "CERTIFICATE" {
+			c, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("verify key %s: %w", path, err)
+			}
+			k = c.PublicKey
+		}
 	}
-	k, err := x509.ParsePKIXPublicKey(der)
-	if err != nil {
-		return nil, fmt.Errorf("verify key %s: %w", path, err)
+	if k == nil {
+		der, err := readPEM(path, "PUBLIC KEY")
+		if err != nil {
+			return nil, err
+		}
+		if k, err = x509.ParsePKIXPublicKey(der); err != nil {
+			return nil, fmt.Errorf("verify key %s: %w", path, err)
+		}
 	}
 	ek, ok := k.(ed25519.PublicKey)
 	if !ok {

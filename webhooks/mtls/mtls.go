@@ -33,7 +33,7 @@ func (f Files) Enabled() bool { return f.Cert != "" || f.Key != "" || f.ClientCA
 // tls.NewListener that reloads them when they change.
 func ServerConfig(f Files, log *slog.Logger) (*tls.Config, error) {
 	if f.Cert == "" || f.Key == "" {
-		return nil, errors.New("tls: both a certificate and a key are required (--tls-cert, --tls-key)")
+		return nil, errors.New("tls: both a certificate and a key are required (--tls-cert-file, --tls-key-file)")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -253,3 +254,43 @@ func (t sqlTx) Insert(ctx context.Context, rows []audit.Event) error {
 type sqlRows struct{ *sql.Rows }
 
 func (r sqlRows) Close() { r.Rows.Close() }
+
+// ErrNotAuditLog is returned by OpenReadOnly for a database without remedy's audit table.
+var ErrNotAuditLog = errors.New("not a remedy audit log (no audit_events table)")
+
+// OpenReadOnly opens the database file at path read-only, for reading and verifying a log
+// without an engine (`remedy audit verify --db`): nothing is created or written, the file
+// must exist and hold remedy's audit table. Append on the result fails.
+func OpenReadOnly(path string, opts audit.Options) (*Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open audit db: %w", err)
+	}
+	dsn := "file:" + path + "?" + url.Values{"mode": {"ro"}, "_pragma": {fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeout.Milliseconds())}}.Encode()
+	open := func() (*sql.DB, error) {
+		d, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open audit db: %w", err)
+		}
+		d.SetMaxOpenConns(1)
+		return d, nil
+	}
+	r, err := open()
+	if err != nil {
+		return nil, err
+	}
+	var n int
+	if err := r.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit_events'`).Scan(&n); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("open audit db %s: %w", path, err)
+	}
+	if n == 0 {
+		r.Close()
+		return nil, fmt.Errorf("%s: %w", path, ErrNotAuditLog)
+	}
+	w, err := open() // a read-only handle in the writer's place: every write fails
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return &Store{Store: sqlstore.New(newDB(w, r), func(int) string { return "?" }, opts), w: w}, nil
+}

@@ -23,11 +23,11 @@ import (
 	"github.com/remedyhq/remedy/wire/signal"
 )
 
-// Outcomes of a verification.
+// Outcomes of a verification: the audit log's names (docs/audit.md).
 const (
-	Fixed      = "fixed"
-	NotFixed   = "not_fixed"
-	RolledBack = "rolled_back"
+	Fixed      = audit.OutcomeFixed
+	NotFixed   = audit.OutcomeNotFixed
+	RolledBack = audit.OutcomeRolledBack
 )
 
 // EscalationLabel counts how often an incident was escalated.
