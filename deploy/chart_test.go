@@ -279,33 +279,45 @@ func TestChartSecrets(t *testing.T) {
 
 	// Existing Secrets: none is made, and the pods mount the given ones.
 	objs = split(t, helmTemplate(t, "ci/ha-values.yaml", "secrets.webhook.existingSecret=my-webhook",
-		"secrets.auditDsn.existingSecret=my-dsn", "audit.dsn="))
-	if _, ok := find(objs, "Secret", "remedy-webhook"); ok {
-		t.Error("the chart made remedy-webhook beside secrets.webhook.existingSecret")
-	}
-	if _, ok := find(objs, "Secret", "remedy-audit-dsn"); ok {
-		t.Error("the chart made remedy-audit-dsn beside secrets.auditDsn.existingSecret")
+		"secrets.auditDsn.existingSecret=my-dsn", "audit.dsn=",
+		"secrets.natsCallout.existingSecret=my-callout", "nats.callout.seed="))
+	for name, value := range map[string]string{"remedy-webhook": "webhook", "remedy-audit-dsn": "auditDsn", "remedy-nats-callout": "natsCallout"} {
+		if _, ok := find(objs, "Secret", name); ok {
+			t.Errorf("the chart made %s beside secrets.%s.existingSecret", name, value)
+		}
 	}
 	dep, _ := find(objs, "Deployment", "remedy-engine")
-	for _, want := range []string{"secretName: my-webhook", "name: my-dsn"} {
+	for _, want := range []string{"secretName: my-webhook", "name: my-dsn", "secretName: my-callout"} {
 		if !bytes.Contains(dep.Raw, []byte(want)) {
 			t.Errorf("engine Deployment lacks %q", want)
 		}
 	}
 
-	// What the chart cannot make.
+	// What the chart cannot make: Helm cannot make an nkey or derive its public key, so
+	// the callout's pair comes from values (ci/ha-values.yaml's throwaway one here).
 	helm := tool(t, "helm")
-	for _, tc := range []struct{ set, want string }{
-		{"mode=ha", "set nats.nodes"},
-		{"mode=ha,nats.nodes={n1}", "set audit.dsn"},
-		{"secrets.dispatchKey.existingSecret=k", "go together"},
-		{"mode=ha,nats.nodes={a b},audit.dsn=postgres://x", "cannot be a NATS subject token"},
+	const (
+		issuer = "nats.callout.issuer=ABWYXCX2SFNEXXH36IL5BA474C45W2LCP6VD6NBE46SQ7EAGUWXECFU6"
+		seed   = "nats.callout.seed=SAAFIIMZIYKZBU4SHO5IEQPAQGFIUTBTMTXUALJ5OKL77IXDUMGN6WIC6U"
+	)
+	for _, tc := range []struct {
+		set, want string
+		script    bool // the message names deploy/gen-secrets.sh
+	}{
+		{"mode=ha", "set nats.callout.issuer", true},
+		{"mode=ha," + issuer, "set nats.callout.seed", true},
+		{"mode=ha," + issuer + "," + seed, "set audit.dsn", true},
+		{"secrets.dispatchKey.existingSecret=k", "go together", false},
+		// A user's key where the account's belongs (U… is a user public key).
+		{"mode=ha,nats.callout.issuer=UBWYXCX2SFNEXXH36IL5BA474C45W2LCP6VD6NBE46SQ7EAGUWXECFU6", "does not match pattern", false},
+		// The per-node users are gone: the old value is refused, not ignored.
+		{"mode=ha,nats.nodes={n1}", "'nodes' not allowed", false},
 	} {
 		out, err := runErr(".", helm, "template", "remedy", chart, "--set", tc.set)
 		if err == nil || !strings.Contains(string(out), tc.want) {
 			t.Errorf("--set %s: err %v, want %q:\n%s", tc.set, err, tc.want, out)
 		}
-		if strings.HasPrefix(tc.set, "mode=ha") && tc.want != "cannot be a NATS subject token" && !strings.Contains(string(out), "deploy/gen-secrets.sh") {
+		if tc.script && !strings.Contains(string(out), "deploy/gen-secrets.sh") {
 			t.Errorf("--set %s: the error does not name deploy/gen-secrets.sh:\n%s", tc.set, out)
 		}
 	}
