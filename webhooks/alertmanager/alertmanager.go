@@ -222,18 +222,18 @@ func NewHandler(o Options) *Handler {
 }
 
 // authenticate admits the webhook token or a person's token (then who is their
-// identity); with neither configured everyone is admitted.
+// identity). Without a webhook token the webhook is open, as it was: a person's token,
+// when one is sent, still makes them the alerts' requester.
 func (h *Handler) authenticate(r *http.Request) (who string, ok bool) {
-	if h.o.BearerToken == "" && h.o.Identify == nil {
-		return "", true
-	}
 	if h.o.BearerToken != "" && bearer.Matches(r, h.o.BearerToken) {
 		return "", true
 	}
 	if tok, found := bearer.FromRequest(r); found && h.o.Identify != nil {
-		return h.o.Identify(tok)
+		if who, ok := h.o.Identify(tok); ok {
+			return who, true
+		}
 	}
-	return "", false
+	return "", h.o.BearerToken == ""
 }
 
 // ServeHTTP implements http.Handler.
