@@ -60,14 +60,17 @@ succeeded_for(kind, window) if {
 	age_ns(h.time) <= window * 1000000000
 }
 
-# cpu_count is the node's online CPU count, from the node facts or the signal.
+# cpu_count is the node's online CPU count: the node facts' cpus, else the signal's
+# online_cpus measurement (the agent reports it; without a cluster there are no node
+# facts), else 0.
 default cpu_count := 0
 
-cpu_count := input.node.cpus if input.node.cpus > 0
-
-cpu_count := measure("online_cpus") if {
-	not input.node.cpus > 0
-	measure("online_cpus") > 0
+cpu_count := n if {
+	n := object.get(input, ["node", "cpus"], 0)
+	n > 0
+} else := n if {
+	n := measure("online_cpus")
+	n > 0
 }
 
 # cpu_mask(n) is the kernel's hex mask of CPUs 0..n-1 ("f", "ff,ffffffff").
