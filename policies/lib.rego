@@ -81,10 +81,22 @@ cpu_mask(n) := concat(",", array.concat(head, tail)) if {
 	tail := ["ffffffff" | some i in numbers.range(1, full); i >= 1; i <= full]
 }
 
+# in_cluster is true when the engine runs with a Kubernetes cluster: its facts count the
+# cluster's nodes. On the embedded default (no --kubeconfig, no --in-cluster) the input
+# has no node facts and input.cluster.nodes is 0; a cluster action decided there is
+# recorded as "unavailable", never run.
+in_cluster if object.get(input, ["cluster", "nodes"], 0) > 0
+
+# cluster_note ends the reason of a cluster action: empty in a cluster, else it says the
+# action will only be recorded.
+default cluster_note := " (no Kubernetes cluster: recorded, not run)"
+
+cluster_note := "" if in_cluster
+
 # cordon_allowed is true while the cluster has room for one more cordoned node: at most
 # max_cordoned_fraction of the nodes, at least one.
 cordon_allowed if {
 	not input.node.unschedulable
-	limit := max([1, floor(data.remedy.config.max_cordoned_fraction * object.get(input.cluster, "nodes", 0))])
-	object.get(input.cluster, "cordoned", 0) < limit
+	limit := max([1, floor(data.remedy.config.max_cordoned_fraction * object.get(input, ["cluster", "nodes"], 0))])
+	object.get(input, ["cluster", "cordoned"], 0) < limit
 }

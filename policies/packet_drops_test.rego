@@ -159,7 +159,7 @@ test_old_fixes_do_not_count if {
 	{d.action | some d in remedy.decisions} == {"nic.ring"} with input as inp
 }
 
-# The shape of testdata/alertmanager/packet_drops.json: node_exporter's device label, a
+# The shape of engine/demo/samples/packet_drops.json: node_exporter's device label, a
 # short cause and the rate as the alert's value.
 alert := {
 	"signal": {

@@ -69,7 +69,7 @@ decisions contains {
 	"params": {},
 	"risk": "high",
 	"requires_approval": true,
-	"reason": sprintf("sustained %s; cordoning the node so no new pods land on it", [psi_what]),
+	"reason": sprintf("sustained %s; cordoning the node so no new pods land on it%s", [psi_what, cluster_note]),
 } if {
 	input.signal.kind == "psi"
 	input.signal.status == "firing"
@@ -83,7 +83,7 @@ decisions contains {
 	"params": {"pods": psi_pods, "maxPods": psi_cfg.migrate_max_pods, "timeout": psi_cfg.migrate_timeout},
 	"risk": "high",
 	"requires_approval": true,
-	"reason": sprintf("sustained %s; moving %s to less busy nodes", [psi_what, concat(", ", psi_pods)]),
+	"reason": sprintf("sustained %s; moving %s to less busy nodes%s", [psi_what, concat(", ", psi_pods), cluster_note]),
 } if {
 	input.signal.kind == "psi"
 	input.signal.status == "firing"

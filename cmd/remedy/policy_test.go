@@ -69,7 +69,7 @@ func TestPolicyReplayShowsAChangedThreshold(t *testing.T) {
 	}
 	t.Cleanup(a.Stop)
 	for _, f := range []string{"irq_skew.json", "packet_drops.json"} {
-		body, err := os.ReadFile(filepath.Join("../../testdata/alertmanager", f))
+		body, err := os.ReadFile(filepath.Join("../../engine/demo/samples", f))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,7 +18,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var o app.Options
 	fs.StringVar(&o.DataDir, "data-dir", "data", "directory for the audit log and the embedded JetStream store")
-	fs.StringVar(&o.PolicyDir, "policies", "policies", "directory of Rego policies and data")
+	fs.StringVar(&o.PolicyDir, "policies", "", "directory of Rego policies and data (default: the shipped library built in)")
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:9095", "HTTP address for the webhook, API and metrics")
 	fs.StringVar(&o.NATSURL, "nats-url", "", "external NATS URL (default: run an embedded NATS server)")
 	fs.IntVar(&o.NATSReplicas, "nats-replicas", 1, "replicas of remedy's JetStream streams on an external NATS cluster (3 on a 3-node cluster)")
@@ -82,8 +82,8 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("remedy demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o demo.Options
-	fs.StringVar(&o.PolicyDir, "policies", "policies", "directory of Rego policies and data")
-	fs.StringVar(&o.PayloadDir, "payloads", "testdata/alertmanager", "directory of sample Alertmanager webhook payloads")
+	fs.StringVar(&o.PolicyDir, "policies", "", "directory of Rego policies and data (default: the shipped library built in)")
+	fs.StringVar(&o.PayloadDir, "payloads", "", "directory of sample Alertmanager webhook payloads (default: the samples built in)")
 	fs.StringVar(&o.DataDir, "data-dir", "", "keep the engine's data here (default: a temporary directory)")
 	fs.BoolVar(&o.Live, "live", false, "let the agents really change this machine (default: dry run)")
 	fs.DurationVar(&o.Timeout, "timeout", 20*time.Second, "how long to wait for decisions and results")

@@ -29,8 +29,6 @@ import (
 	"github.com/remedyhq/remedy/engine/approval"
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/audit/auditstore"
-	"github.com/remedyhq/remedy/wire/bus"
-	"github.com/remedyhq/remedy/wire/bus/embedded"
 	"github.com/remedyhq/remedy/engine/facts"
 	"github.com/remedyhq/remedy/engine/guard"
 	"github.com/remedyhq/remedy/engine/guard/verify"
@@ -42,6 +40,8 @@ import (
 	kubeexec "github.com/remedyhq/remedy/executors/kube"
 	"github.com/remedyhq/remedy/webhooks/alertmanager"
 	"github.com/remedyhq/remedy/webhooks/mtls"
+	"github.com/remedyhq/remedy/wire/bus"
+	"github.com/remedyhq/remedy/wire/bus/embedded"
 )
 
 // Options configure the engine process.
@@ -96,7 +96,8 @@ type Options struct {
 	// rejected and audited while the running policy stays. 0 means every 5s; negative
 	// turns reloading off.
 	PolicyReload time.Duration
-	// ClusterExecutors run in the engine (Kubernetes actions).
+	// ClusterExecutors run in the engine (Kubernetes actions). Without Kube, the cluster
+	// actions not among them answer executors.Unavailable (kube.Unconfigured).
 	ClusterExecutors []executors.Executor
 	ActionTTL        time.Duration
 	// RedispatchAfter re-publishes a dispatched action that has no result after this
@@ -211,6 +212,17 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	}
 	if err := reg.Add(executors.InCluster, o.ClusterExecutors...); err != nil {
 		return nil, err
+	}
+	if a.kube == nil {
+		// No cluster: the cluster actions are still known, and answer "unavailable" with
+		// what to configure instead of being refused as unknown.
+		var have []string
+		for _, e := range o.ClusterExecutors {
+			have = append(have, e.Action())
+		}
+		if err := reg.Add(executors.InCluster, kubeexec.Unconfigured(have...)...); err != nil {
+			return nil, err
+		}
 	}
 	gcfg, err := guard.Parse(nil)
 	if o.GuardsFile != "" {
