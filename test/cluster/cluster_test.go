@@ -205,16 +205,31 @@ func startEngine(t *testing.T, k *cluster, policyDir string) *app.App {
 // pods under the highest pressure.
 func postPSI(t *testing.T, a *app.App, node string, pods []string) {
 	t.Helper()
+	postAlert(t, a, node, "psi-"+node, map[string]string{"top_pods": strings.Join(pods, ",")})
+}
+
+// postSelector posts node-level CPU pressure whose selector label names the pods to move
+// (for migratePolicy).
+func postSelector(t *testing.T, a *app.App, node, selector string) {
+	t.Helper()
+	postAlert(t, a, node, "psi-"+selector, map[string]string{"selector": selector})
+}
+
+func postAlert(t *testing.T, a *app.App, node, fingerprint string, extra map[string]string) {
+	t.Helper()
+	labels := map[string]string{"alertname": "NodeCPUPressureHigh", "node": node, "resource": "cpu"}
+	for k, v := range extra {
+		labels[k] = v
+	}
 	body, _ := json.Marshal(map[string]any{
 		"version": "4", "status": "firing", "receiver": "remedy", "groupKey": "{}:{alertname=\"NodeCPUPressureHigh\"}",
 		"alerts": []map[string]any{{
-			"status": "firing",
-			"labels": map[string]string{"alertname": "NodeCPUPressureHigh", "node": node, "resource": "cpu",
-				"top_pods": strings.Join(pods, ",")},
+			"status":      "firing",
+			"labels":      labels,
 			"annotations": map[string]string{"summary": "CPU some avg60 at 55%", "value": "55"},
 			"startsAt":    time.Now().Add(-10 * time.Minute).UTC().Format(time.RFC3339),
 			"endsAt":      "0001-01-01T00:00:00Z",
-			"fingerprint": "psi-" + node,
+			"fingerprint": fingerprint,
 		}},
 	})
 	resp, err := http.Post(a.URL()+"/webhooks/alertmanager", "application/json", bytes.NewReader(body))
@@ -246,6 +261,33 @@ func approve(t *testing.T, k *cluster, a *app.App, action string) {
 	if _, err := a.Approvals.Approve(k.ctx, id, approval.Identity{Name: "alice", Role: approval.Approver}, "test"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// resultFor waits for the result of the migration whose reason names selector.
+func resultFor(t *testing.T, k *cluster, a *app.App, selector string) executors.Result {
+	t.Helper()
+	var res executors.Result
+	if err := k.env.WaitFor(k.ctx, "the migration of "+selector, func() (bool, error) {
+		planned, err := a.Store.Query(k.ctx, audit.Filter{Type: audit.ActionPlanned, Action: "workload.migrate"})
+		if err != nil {
+			return false, err
+		}
+		for _, p := range planned {
+			var req executors.Request
+			if json.Unmarshal(p.Detail, &req) != nil || req.Reason != "moving "+selector {
+				continue
+			}
+			evs, err := a.Store.Query(k.ctx, audit.Filter{Type: audit.ActionResult, CorrelationID: p.CorrelationID})
+			if err != nil || len(evs) == 0 {
+				return false, err
+			}
+			return true, json.Unmarshal(evs[0].Detail, &res)
+		}
+		return false, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 // result waits for the action's result in the audit log.
