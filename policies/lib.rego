@@ -2,7 +2,8 @@
 # and the node's action history. Every rule adds to one set, data.remedy.decisions.
 package remedy
 
-# firing is true for a firing signal; resolved signals only ever close incidents.
+# firing is true for a firing signal; a resolved signal closes its incident (and may
+# undo what remedy did for it: psi.rego uncordons).
 firing if input.signal.status == "firing"
 
 signal_labels := object.get(input.signal, "labels", {})

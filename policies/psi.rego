@@ -90,3 +90,18 @@ decisions contains {
 	psi_contention
 	count(psi_pods) > 0
 }
+
+# The runbook's end: the pressure that made remedy cordon the node has resolved, so the
+# node takes pods again. Only a node remedy cordoned (node.cordonedBy "remedy"); the
+# guards refuse an uncordon of a node a person cordoned in any case.
+decisions contains {
+	"action": "node.uncordon",
+	"params": {},
+	"risk": "low",
+	"reason": sprintf("node %s pressure resolved; uncordoning the node remedy cordoned", [psi_resource]),
+} if {
+	input.signal.kind == "psi"
+	input.signal.status == "resolved"
+	psi_scope == "node"
+	object.get(input.node, "cordonedBy", "") == "remedy"
+}

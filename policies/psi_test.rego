@@ -115,3 +115,21 @@ test_without_a_cluster_the_cordon_is_recorded_only if {
 		d.requires_approval == true
 	}
 }
+
+resolved_on_cordoned := object.union(node_cpu, {"signal": {"status": "resolved"}, "node": {"unschedulable": true, "cordonedBy": "remedy"}})
+
+test_resolved_pressure_uncordons_what_remedy_cordoned if {
+	ds := remedy.decisions with input as resolved_on_cordoned
+	ds == {{
+		"action": "node.uncordon", "params": {}, "risk": "low",
+		"reason": "node cpu pressure resolved; uncordoning the node remedy cordoned",
+	}}
+}
+
+test_resolved_pressure_leaves_a_persons_cordon if {
+	count(remedy.decisions) == 0 with input as object.union(resolved_on_cordoned, {"node": {"cordonedBy": "other"}})
+}
+
+test_resolved_pressure_on_a_schedulable_node_does_nothing if {
+	count(remedy.decisions) == 0 with input as object.union(node_cpu, {"signal": {"status": "resolved"}})
+}

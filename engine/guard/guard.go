@@ -356,6 +356,11 @@ func (g *Guards) commit(c Candidate, now time.Time) {
 	if g.takesOut(c.Action) && !c.NodeFacts.Unschedulable {
 		g.inflight[c.Node] = outNode{labels: c.NodeFacts.Labels, since: now}
 	}
+	if slices.Contains(g.cfg.UncordonActions, c.Action) {
+		// remedy puts the node back: its blast-radius slot is free at once, not when the
+		// facts have caught up (or after InflightTTL, when they never showed it out).
+		delete(g.inflight, c.Node)
+	}
 }
 
 // observe records a firing for the storm breaker and hysteresis, and trips the breaker.

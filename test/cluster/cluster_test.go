@@ -28,6 +28,7 @@ import (
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/kube"
 	"github.com/remedyhq/remedy/engine/kube/conditions"
+	"github.com/remedyhq/remedy/engine/report"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/kube/migrate"
 	"github.com/remedyhq/remedy/test/kubeenv"
@@ -217,18 +218,30 @@ func postSelector(t *testing.T, a *app.App, node, selector string) {
 
 func postAlert(t *testing.T, a *app.App, node, fingerprint string, extra map[string]string) {
 	t.Helper()
+	postAlertStatus(t, a, node, fingerprint, "firing", extra)
+}
+
+// alertStart is when every test alert started firing: ten minutes ago, sustained.
+var alertStart = time.Now().Add(-10 * time.Minute).UTC().Format(time.RFC3339)
+
+func postAlertStatus(t *testing.T, a *app.App, node, fingerprint, status string, extra map[string]string) {
+	t.Helper()
 	labels := map[string]string{"alertname": "NodeCPUPressureHigh", "node": node, "resource": "cpu"}
 	for k, v := range extra {
 		labels[k] = v
 	}
+	endsAt := "0001-01-01T00:00:00Z"
+	if status == "resolved" {
+		endsAt = time.Now().UTC().Format(time.RFC3339)
+	}
 	body, _ := json.Marshal(map[string]any{
-		"version": "4", "status": "firing", "receiver": "remedy", "groupKey": "{}:{alertname=\"NodeCPUPressureHigh\"}",
+		"version": "4", "status": status, "receiver": "remedy", "groupKey": "{}:{alertname=\"NodeCPUPressureHigh\"}",
 		"alerts": []map[string]any{{
-			"status":      "firing",
+			"status":      status,
 			"labels":      labels,
 			"annotations": map[string]string{"summary": "CPU some avg60 at 55%", "value": "55"},
-			"startsAt":    time.Now().Add(-10 * time.Minute).UTC().Format(time.RFC3339),
-			"endsAt":      "0001-01-01T00:00:00Z",
+			"startsAt":    alertStart,
+			"endsAt":      endsAt,
 			"fingerprint": fingerprint,
 		}},
 	})
@@ -294,14 +307,19 @@ func resultFor(t *testing.T, k *cluster, a *app.App, selector string) executors.
 func result(t *testing.T, k *cluster, a *app.App, action string) executors.Result {
 	t.Helper()
 	var res executors.Result
-	if err := k.env.WaitFor(k.ctx, action+" result", func() (bool, error) {
-		evs, err := a.Store.Query(k.ctx, audit.Filter{Type: audit.ActionResult, Action: action})
+	ctx, cancel := context.WithTimeout(k.ctx, time.Minute)
+	defer cancel()
+	if err := k.env.WaitFor(ctx, action+" result", func() (bool, error) {
+		evs, err := a.Store.Query(ctx, audit.Filter{Type: audit.ActionResult, Action: action})
 		if err != nil || len(evs) == 0 {
 			return false, err
 		}
 		return true, json.Unmarshal(evs[0].Detail, &res)
 	}); err != nil {
-		t.Fatal(err)
+		evs, _ := a.Store.Query(k.ctx, audit.Filter{Limit: 1000})
+		var b strings.Builder
+		_ = report.Table(&b, evs)
+		t.Fatalf("%v; audit log:\n%s", err, b.String())
 	}
 	return res
 }
@@ -352,6 +370,21 @@ func TestPSIMigratesAWorkloadWhileItsPDBHolds(t *testing.T) {
 	}
 	if n, err := k.c.CoreV1().Nodes().Get(k.ctx, x, metav1.GetOptions{}); err != nil || !n.Spec.Unschedulable {
 		t.Errorf("node %s not cordoned: %v", x, err)
+	}
+	// The runbook's end: the pressure resolves, verification says the cordon fixed it,
+	// and the shipped library uncordons the node remedy cordoned.
+	postAlertStatus(t, a, x, "psi-"+x, "resolved", map[string]string{"top_pods": strings.Join(names, ",")})
+	if res := result(t, k, a, "node.uncordon"); res.Status != executors.Succeeded {
+		t.Fatalf("uncordon: %s %s", res.Status, res.Message)
+	}
+	if n, err := k.c.CoreV1().Nodes().Get(k.ctx, x, metav1.GetOptions{}); err != nil || n.Spec.Unschedulable {
+		t.Errorf("node %s still cordoned after the pressure resolved: %v", x, err)
+	}
+	if err := k.env.WaitFor(k.ctx, "verification fixed", func() (bool, error) {
+		evs, err := a.Store.Query(k.ctx, audit.Filter{Type: audit.Verification, Action: "node.cordon"})
+		return err == nil && len(evs) == 1 && evs[0].Outcome == "fixed", err
+	}); err != nil {
+		t.Error(err)
 	}
 	lowest, changes := avail.minimum()
 	t.Logf("available replicas: lowest %d over %d pod changes", lowest, changes)
