@@ -188,11 +188,18 @@ func (a *availability) minimum() (int, int) {
 
 func startEngine(t *testing.T, k *cluster, policyDir string) *app.App {
 	t.Helper()
+	return startEngineWith(t, k, policyDir, []conditions.Rule{})
+}
+
+// startEngineWith starts the engine on the cluster with these node-condition rules (nil:
+// the defaults, as --node-conditions has them).
+func startEngineWith(t *testing.T, k *cluster, policyDir string, rules []conditions.Rule) *app.App {
+	t.Helper()
 	dir := t.TempDir()
 	a, err := app.Start(k.ctx, app.Options{
 		DataDir: filepath.Join(dir, "data"), PolicyDir: policyDir, Listen: "127.0.0.1:0", NATSListen: "127.0.0.1:-1",
 		PolicyReload: -1, SweepInterval: 500 * time.Millisecond,
-		Kube: &kube.Options{Config: k.env.Config, Identity: "remedy-test", Conditions: []conditions.Rule{},
+		Kube: &kube.Options{Config: k.env.Config, Identity: "remedy-test", Conditions: rules,
 			Migrate: migrate.Options{RetryInterval: 500 * time.Millisecond, PollInterval: 200 * time.Millisecond}},
 	})
 	if err != nil {
