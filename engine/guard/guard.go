@@ -456,6 +456,17 @@ func (g *Guards) blast(ctx context.Context, c Candidate) ([]BlastStatus, Verdict
 	}
 	nodes, listed := g.list(ctx)
 	g.settle(ctx, g.now())
+	cluster := c.Cluster
+	if !listed {
+		// The candidate's picture was taken when its input was built, before other
+		// decisions' cordons showed up; settle (just now) stops counting those as
+		// in flight once the facts show them, so the count must come from the facts
+		// of now, read after settle, or a cordon is counted nowhere.
+		// The larger of the two counts is kept: neither undercounts what it saw.
+		if cl, err := g.facts.Cluster(ctx); err == nil {
+			cluster = newer(c.Cluster, cl)
+		}
+	}
 	var out []BlastStatus
 	var refusal Verdict
 	for _, r := range rules {
@@ -486,12 +497,12 @@ func (g *Guards) blast(ctx context.Context, c Candidate) ([]BlastStatus, Verdict
 				}
 			}
 		} else {
-			st.Total = c.Cluster.Nodes
+			st.Total = cluster.Nodes
 			switch {
 			case r.GroupBy != "":
-				st.Out = c.Cluster.CordonedBy[r.GroupBy][group]
+				st.Out = cluster.CordonedBy[r.GroupBy][group]
 			case len(r.Selector) == 0:
-				st.Out = c.Cluster.Cordoned
+				st.Out = cluster.Cordoned
 			}
 		}
 		for name, o := range g.inflight {
@@ -520,6 +531,22 @@ func (g *Guards) blast(ctx context.Context, c Candidate) ([]BlastStatus, Verdict
 		}
 	}
 	return out, refusal
+}
+
+// newer merges two pictures of the cluster, each count the larger of the two.
+func newer(a, b facts.Cluster) facts.Cluster {
+	out := facts.Cluster{Nodes: max(a.Nodes, b.Nodes), Cordoned: max(a.Cordoned, b.Cordoned), CordonedBy: map[string]map[string]int{}}
+	for _, by := range []map[string]map[string]int{a.CordonedBy, b.CordonedBy} {
+		for label, counts := range by {
+			if out.CordonedBy[label] == nil {
+				out.CordonedBy[label] = map[string]int{}
+			}
+			for v, n := range counts {
+				out.CordonedBy[label][v] = max(out.CordonedBy[label][v], n)
+			}
+		}
+	}
+	return out
 }
 
 func limit(r BlastRadius, total int) int {

@@ -169,3 +169,20 @@ func TestUncordonFreesTheSlotAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A candidate's cluster picture is taken when its input is built; by its check, other
+// decisions' cordons may be in the facts (and no longer counted as in flight). The blast
+// radius counts from the facts of now: found by the 1,000-node storm (test/cluster),
+// where one cordon too many got through in two runs of three.
+func TestBlastRadiusCountsTheFactsOfNow(t *testing.T) {
+	nodes := map[string]facts.Node{}
+	for i := range 10 {
+		nodes[fmt.Sprintf("n%d", i)] = facts.Node{Unschedulable: i < 2}
+	}
+	g := New(Options{Config: must(t, "blast_radius: [{name: cluster, max_nodes: 2}]"), Facts: facts.Static{Nodes: nodes}, Now: newClock().now})
+	c := cand("node.cordon", "n5")
+	c.Cluster = facts.Cluster{Nodes: 10} // stale: taken before n0 and n1 were cordoned
+	if v := g.Check(context.Background(), c); v.Outcome != Refuse || v.Message != "cluster: 2 of 10 nodes already out in cluster, limit 2" {
+		t.Errorf("got %s %q", v.Outcome, v.Message)
+	}
+}
