@@ -252,6 +252,12 @@ func postAlertStatus(t *testing.T, a *app.App, node, fingerprint, status string,
 			"fingerprint": fingerprint,
 		}},
 	})
+	postWebhook(t, a, body)
+}
+
+// postWebhook posts an Alertmanager webhook body to the engine.
+func postWebhook(t *testing.T, a *app.App, body []byte) {
+	t.Helper()
 	resp, err := http.Post(a.URL()+"/webhooks/alertmanager", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)

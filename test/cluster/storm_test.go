@@ -1,10 +1,8 @@
 package cluster_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,14 +119,7 @@ func TestStormOnAThousandNodes(t *testing.T) {
 	}
 	body, _ := json.Marshal(map[string]any{"version": "4", "status": "firing", "receiver": "remedy", "alerts": alerts})
 	burst := time.Now()
-	resp, err := http.Post(a.URL()+"/webhooks/alertmanager", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("webhook: %s", resp.Status)
-	}
+	postWebhook(t, a, body)
 	var tripped time.Duration
 	if err := k.env.WaitFor(k.ctx, "every alert decided", func() (bool, error) {
 		if tripped == 0 && len(a.Guards.State().Tripped) > 0 {
