@@ -152,6 +152,8 @@ func finalState(s executors.Status) (audit.State, error) {
 		return audit.StateRefused, nil
 	case executors.Expired:
 		return audit.StateExpired, nil
+	case executors.Unavailable:
+		return audit.StateUnavailable, nil
 	}
 	return "", fmt.Errorf("unknown result status %q", s)
 }

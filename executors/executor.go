@@ -57,6 +57,10 @@ const (
 	RolledBack Status = "rolled_back"
 	Refused    Status = "refused"
 	Expired    Status = "expired"
+	// Unavailable: the action cannot run here at all — a cluster action on an engine
+	// that has no Kubernetes cluster. Nothing was changed; the message says what to
+	// configure.
+	Unavailable Status = "unavailable"
 )
 
 // Result is what an executor reports; Before and After hold the values it read before

@@ -3,3 +3,11 @@
 // its Rego tests and the OPA CLI's checks, so that `go test ./...` covers the policies.
 // See README.md for policy authors and docs/policies.md for the contract.
 package policies
+
+import "embed"
+
+// Library is the library's files (policies, tests and config.yaml) as built into the
+// binary: `remedy demo` runs it from anywhere.
+//
+//go:embed *.rego config.yaml
+var Library embed.FS

@@ -2,7 +2,8 @@
 # and the node's action history. Every rule adds to one set, data.remedy.decisions.
 package remedy
 
-# firing is true for a firing signal; resolved signals only ever close incidents.
+# firing is true for a firing signal; a resolved signal closes its incident (and may
+# undo what remedy did for it: psi.rego uncordons).
 firing if input.signal.status == "firing"
 
 signal_labels := object.get(input.signal, "labels", {})
@@ -60,14 +61,17 @@ succeeded_for(kind, window) if {
 	age_ns(h.time) <= window * 1000000000
 }
 
-# cpu_count is the node's online CPU count, from the node facts or the signal.
+# cpu_count is the node's online CPU count: the node facts' cpus, else the signal's
+# online_cpus measurement (the agent reports it; without a cluster there are no node
+# facts), else 0.
 default cpu_count := 0
 
-cpu_count := input.node.cpus if input.node.cpus > 0
-
-cpu_count := measure("online_cpus") if {
-	not input.node.cpus > 0
-	measure("online_cpus") > 0
+cpu_count := n if {
+	n := object.get(input, ["node", "cpus"], 0)
+	n > 0
+} else := n if {
+	n := measure("online_cpus")
+	n > 0
 }
 
 # cpu_mask(n) is the kernel's hex mask of CPUs 0..n-1 ("f", "ff,ffffffff").
@@ -78,10 +82,22 @@ cpu_mask(n) := concat(",", array.concat(head, tail)) if {
 	tail := ["ffffffff" | some i in numbers.range(1, full); i >= 1; i <= full]
 }
 
+# in_cluster is true when the engine runs with a Kubernetes cluster: its facts count the
+# cluster's nodes. On the embedded default (no --kubeconfig, no --in-cluster) the input
+# has no node facts and input.cluster.nodes is 0; a cluster action decided there is
+# recorded as "unavailable", never run.
+in_cluster if object.get(input, ["cluster", "nodes"], 0) > 0
+
+# cluster_note ends the reason of a cluster action: empty in a cluster, else it says the
+# action will only be recorded.
+default cluster_note := " (no Kubernetes cluster: recorded, not run)"
+
+cluster_note := "" if in_cluster
+
 # cordon_allowed is true while the cluster has room for one more cordoned node: at most
 # max_cordoned_fraction of the nodes, at least one.
 cordon_allowed if {
 	not input.node.unschedulable
-	limit := max([1, floor(data.remedy.config.max_cordoned_fraction * object.get(input.cluster, "nodes", 0))])
-	object.get(input.cluster, "cordoned", 0) < limit
+	limit := max([1, floor(data.remedy.config.max_cordoned_fraction * object.get(input, ["cluster", "nodes"], 0))])
+	object.get(input, ["cluster", "cordoned"], 0) < limit
 }

@@ -29,3 +29,18 @@ test_cordon_allowed_up_to_the_fraction if {
 	remedy.cordon_allowed with input as {"node": {}, "cluster": {"nodes": 3, "cordoned": 0}}
 	not remedy.cordon_allowed with input as {"node": {"unschedulable": true}, "cluster": {"nodes": 30}}
 }
+
+test_cpu_count_from_the_node_facts if {
+	remedy.cpu_count == 8 with input as {"node": {"cpus": 8}, "signal": {"values": {"online_cpus": 4}}}
+}
+
+# Without a cluster the engine knows no node facts: the input's node has no cpus at all.
+test_cpu_count_falls_back_to_the_signal_without_node_facts if {
+	remedy.cpu_count == 4 with input as {"node": {"name": "n1", "known": false}, "signal": {"values": {"online_cpus": 4}}}
+	remedy.cpu_count == 4 with input as {"signal": {"values": {"online_cpus": 4}}}
+	remedy.cpu_count == 4 with input as {"node": {"cpus": 0}, "signal": {"values": {"online_cpus": 4}}}
+}
+
+test_cpu_count_is_zero_when_nothing_says if {
+	remedy.cpu_count == 0 with input as {"node": {"name": "n1"}, "signal": {"values": {}}}
+}

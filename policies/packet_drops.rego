@@ -166,7 +166,7 @@ decisions contains {
 	"params": {},
 	"risk": "high",
 	"requires_approval": true,
-	"reason": sprintf("%s persist %s; cordoning the node", [drops_what, drops_persist_why]),
+	"reason": sprintf("%s persist %s; cordoning the node%s", [drops_what, drops_persist_why, cluster_note]),
 } if {
 	input.signal.kind == "packet_drops"
 	input.signal.status == "firing"
@@ -180,7 +180,7 @@ decisions contains {
 	"params": {"maxPods": drops_cfg.migrate_max_pods, "timeout": drops_cfg.migrate_timeout},
 	"risk": "high",
 	"requires_approval": true,
-	"reason": sprintf("%s persist %s; moving the workloads off the node", [drops_what, drops_persist_why]),
+	"reason": sprintf("%s persist %s; moving the workloads off the node%s", [drops_what, drops_persist_why, cluster_note]),
 } if {
 	input.signal.kind == "packet_drops"
 	input.signal.status == "firing"

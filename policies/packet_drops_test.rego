@@ -98,6 +98,18 @@ test_stack_drops_on_a_multi_queue_nic_have_no_local_fix if {
 	count(remedy.decisions) == 0 with input as drops("dropped", "eth0")
 }
 
+# No node facts (the embedded default, no cluster): the agent's online_cpus sizes the
+# mask and the backlog.
+no_facts(inp) := object.union(json.remove(inp, ["node/cpus", "node/nics"]), {"signal": {"values": {"online_cpus": 4}}})
+
+test_rps_without_node_facts_uses_the_signals_cpu_count if {
+	[d.params | some d in remedy.decisions] == [{"interface": "eth0", "cpus": "f"}] with input as no_facts(single_cpu)
+}
+
+test_backlog_without_node_facts_uses_the_signals_cpu_count if {
+	[d.params.value | some d in remedy.decisions] == [4096] with input as no_facts(backlog)
+}
+
 test_rps_needs_the_cpu_count if {
 	count(remedy.decisions) == 0 with input as object.union(single_cpu, {"node": {"cpus": 0}})
 }
@@ -147,7 +159,7 @@ test_old_fixes_do_not_count if {
 	{d.action | some d in remedy.decisions} == {"nic.ring"} with input as inp
 }
 
-# The shape of testdata/alertmanager/packet_drops.json: node_exporter's device label, a
+# The shape of engine/demo/samples/packet_drops.json: node_exporter's device label, a
 # short cause and the rate as the alert's value.
 alert := {
 	"signal": {

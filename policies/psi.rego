@@ -69,7 +69,7 @@ decisions contains {
 	"params": {},
 	"risk": "high",
 	"requires_approval": true,
-	"reason": sprintf("sustained %s; cordoning the node so no new pods land on it", [psi_what]),
+	"reason": sprintf("sustained %s; cordoning the node so no new pods land on it%s", [psi_what, cluster_note]),
 } if {
 	input.signal.kind == "psi"
 	input.signal.status == "firing"
@@ -83,10 +83,25 @@ decisions contains {
 	"params": {"pods": psi_pods, "maxPods": psi_cfg.migrate_max_pods, "timeout": psi_cfg.migrate_timeout},
 	"risk": "high",
 	"requires_approval": true,
-	"reason": sprintf("sustained %s; moving %s to less busy nodes", [psi_what, concat(", ", psi_pods)]),
+	"reason": sprintf("sustained %s; moving %s to less busy nodes%s", [psi_what, concat(", ", psi_pods), cluster_note]),
 } if {
 	input.signal.kind == "psi"
 	input.signal.status == "firing"
 	psi_contention
 	count(psi_pods) > 0
+}
+
+# The runbook's end: the pressure that made remedy cordon the node has resolved, so the
+# node takes pods again. Only a node remedy cordoned (node.cordonedBy "remedy"); the
+# guards refuse an uncordon of a node a person cordoned in any case.
+decisions contains {
+	"action": "node.uncordon",
+	"params": {},
+	"risk": "low",
+	"reason": sprintf("node %s pressure resolved; uncordoning the node remedy cordoned", [psi_resource]),
+} if {
+	input.signal.kind == "psi"
+	input.signal.status == "resolved"
+	psi_scope == "node"
+	object.get(input.node, "cordonedBy", "") == "remedy"
 }

@@ -86,7 +86,7 @@ test_no_second_cordon_over_the_cluster_budget if {
 	{d.action | some d in remedy.decisions} == {"workload.migrate"} with input as object.union(node_cpu, {"cluster": {"cordoned": 1}})
 }
 
-# The shape of testdata/alertmanager/psi.json: no scope (node-level), the some
+# The shape of engine/demo/samples/psi.json: no scope (node-level), the some
 # percentage as the alert's value.
 alert := {
 	"signal": {
@@ -102,4 +102,34 @@ alert := {
 
 test_alertmanager_node_pressure_alert_cordons if {
 	[d.reason | some d in remedy.decisions] == ["sustained node cpu pressure some 42%; cordoning the node so no new pods land on it"] with input as alert
+}
+
+# The embedded default: no cluster. The cordon is still decided (and still needs an
+# approval); its reason says it will only be recorded.
+test_without_a_cluster_the_cordon_is_recorded_only if {
+	inp := object.union(json.remove(node_cpu, ["cluster"]), {"node": {"known": false}})
+	[d.reason | some d in remedy.decisions; d.action == "node.cordon"] == ["sustained node cpu pressure some 55%; cordoning the node so no new pods land on it (no Kubernetes cluster: recorded, not run)"] with input as inp
+	ds := remedy.decisions with input as inp
+	count(ds) == 2
+	every d in ds {
+		d.requires_approval == true
+	}
+}
+
+resolved_on_cordoned := object.union(node_cpu, {"signal": {"status": "resolved"}, "node": {"unschedulable": true, "cordonedBy": "remedy"}})
+
+test_resolved_pressure_uncordons_what_remedy_cordoned if {
+	ds := remedy.decisions with input as resolved_on_cordoned
+	ds == {{
+		"action": "node.uncordon", "params": {}, "risk": "low",
+		"reason": "node cpu pressure resolved; uncordoning the node remedy cordoned",
+	}}
+}
+
+test_resolved_pressure_leaves_a_persons_cordon if {
+	count(remedy.decisions) == 0 with input as object.union(resolved_on_cordoned, {"node": {"cordonedBy": "other"}})
+}
+
+test_resolved_pressure_on_a_schedulable_node_does_nothing if {
+	count(remedy.decisions) == 0 with input as object.union(node_cpu, {"signal": {"status": "resolved"}})
 }

@@ -8,7 +8,7 @@ freeze := {
 		"labels": {"source": "clock", "cause": "wall_clock_jump"},
 		"values": {"wall_jump_seconds": 9.5},
 	},
-	"node": {"name": "aks-3", "labels": {"remedy.dev/irq-skewed": "true"}},
+	"node": {"name": "aks-3", "known": true, "labels": {"remedy.dev/irq-skewed": "true"}},
 	"history": [],
 	"now": "2026-01-01T01:00:00Z",
 }
@@ -50,4 +50,24 @@ test_recent_restart_is_not_repeated if {
 
 test_resolved_freeze_does_nothing if {
 	count(remedy.decisions) == 0 with input as object.union(freeze, {"signal": {"status": "resolved"}})
+}
+
+# The embedded default: no cluster, so no node facts (known false, no labels).
+no_facts := object.union(json.remove(freeze, ["node/labels"]), {"node": {"known": false}})
+
+test_freeze_without_node_facts_restarts_irqbalance if {
+	ds := remedy.decisions with input as no_facts
+	ds == {{
+		"action": "irqbalance.restart", "params": {}, "risk": "low",
+		"reason": "VM freeze (wall_clock_jump): no node facts say whether it left the NIC IRQs skewed; restarting irqbalance, which spreads them again if it did",
+	}}
+}
+
+test_freeze_without_node_facts_respects_the_window if {
+	count(remedy.decisions) == 0 with input as object.union(no_facts, {"history": restarted.history})
+}
+
+test_freeze_without_node_facts_believes_the_signal if {
+	count(remedy.decisions) == 0 with input as object.union(no_facts, {"signal": {"labels": {"irq_skewed": "false"}}})
+	[d.reason | some d in remedy.decisions] == ["VM freeze (wall_clock_jump) left the NIC IRQs skewed (the freeze signal reports IRQ skew); restarting irqbalance"] with input as object.union(no_facts, {"signal": {"labels": {"irq_skewed": "true"}}})
 }

@@ -114,8 +114,8 @@ func demoCommand() *cobra.Command {
 	}
 	var o demo.Options
 	fs := c.Flags()
-	fs.StringVar(&o.PolicyDir, "policies", "policies", "directory of Rego policies and data")
-	fs.StringVar(&o.PayloadDir, "payloads", "testdata/alertmanager", "directory of sample Alertmanager webhook payloads")
+	fs.StringVar(&o.PolicyDir, "policies", "", "directory of Rego policies and data (default: the shipped library built in)")
+	fs.StringVar(&o.PayloadDir, "payloads", "", "directory of sample Alertmanager webhook payloads (default: the samples built in)")
 	fs.StringVar(&o.DataDir, "data-dir", "", "keep the engine's data here (default: a temporary directory)")
 	fs.BoolVar(&o.Live, "live", false, "let the agents really change this machine (default: dry run)")
 	fs.DurationVar(&o.Timeout, "timeout", 20*time.Second, "how long to wait for decisions and results")

@@ -119,7 +119,8 @@ type Options struct {
 	// PolicyEvalTimeout bounds each policy evaluation (default 500ms, negative: no
 	// deadline); an evaluation cut off is a policy_error decision.
 	PolicyEvalTimeout time.Duration
-	// ClusterExecutors run in the engine (Kubernetes actions).
+	// ClusterExecutors run in the engine (Kubernetes actions). Without Kube, the cluster
+	// actions not among them answer executors.Unavailable (kube.Unconfigured).
 	ClusterExecutors []executors.Executor
 	ActionTTL        time.Duration
 	// RedispatchAfter re-publishes a dispatched action that has no result after this
@@ -264,6 +265,17 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	}
 	if err := reg.Add(executors.InCluster, o.ClusterExecutors...); err != nil {
 		return nil, err
+	}
+	if a.kube == nil {
+		// No cluster: the cluster actions are still known, and answer "unavailable" with
+		// what to configure instead of being refused as unknown.
+		var have []string
+		for _, e := range o.ClusterExecutors {
+			have = append(have, e.Action())
+		}
+		if err := reg.Add(executors.InCluster, kubeexec.Unconfigured(have...)...); err != nil {
+			return nil, err
+		}
 	}
 	gcfg, err := guard.Parse(nil)
 	if o.GuardsFile != "" {

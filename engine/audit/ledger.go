@@ -21,7 +21,7 @@ import (
 
 // State is where an action is in its life.
 //
-//	held ──► planned ──► dispatched ──► succeeded | dry_run | failed | refused | rolled_back | expired
+//	held ──► planned ──► dispatched ──► succeeded | dry_run | failed | refused | rolled_back | expired | unavailable
 //	  │         ▲            └──────► expired (no result by the deadline)
 //	  │         │
 //	  ├──► rejected | expired (nobody approved in time)
@@ -41,6 +41,9 @@ const (
 	StateRolledBack State = "rolled_back"
 	StateExpired    State = "expired"
 	StateRejected   State = "rejected"
+	// StateUnavailable: the action cannot run on this engine at all (a cluster action
+	// without a cluster).
+	StateUnavailable State = "unavailable"
 )
 
 // PendingStates are the states an action leaves on its own or by someone's decision.

@@ -7,12 +7,15 @@ package demo
 import (
 	"bytes"
 	"context"
+	"embed"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -20,16 +23,29 @@ import (
 
 	"github.com/remedyhq/remedy/agent"
 	"github.com/remedyhq/remedy/engine/app"
+	"github.com/remedyhq/remedy/engine/approval"
 	"github.com/remedyhq/remedy/engine/audit"
 	"github.com/remedyhq/remedy/engine/report"
 	"github.com/remedyhq/remedy/executors"
 	"github.com/remedyhq/remedy/executors/catalog"
+	"github.com/remedyhq/remedy/policies"
 	"github.com/remedyhq/remedy/webhooks/alertmanager"
 )
 
+// Samples are the demo's Alertmanager webhooks (IRQ skew, packet drops, VM freeze, PSI),
+// built into the binary so that `remedy demo` runs from anywhere.
+//
+//go:embed samples/*.json
+var Samples embed.FS
+
+var builtIn, _ = fs.Sub(Samples, "samples")
+
 // Options of the demo.
 type Options struct {
-	PolicyDir  string
+	// PolicyDir is the policy directory or bundle; empty means the shipped library as
+	// built in (policies.Library).
+	PolicyDir string
+	// PayloadDir holds the webhook payloads (*.json) to post; empty means Samples.
 	PayloadDir string
 	// DataDir is kept after the run when set; otherwise a temporary one is removed.
 	DataDir string
@@ -55,7 +71,17 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		defer os.RemoveAll(dir)
 		o.DataDir = dir
 	}
-	payloads, nodes, err := loadPayloads(o.PayloadDir)
+	src, where := fs.FS(os.DirFS(o.PayloadDir)), o.PayloadDir
+	if o.PayloadDir == "" {
+		src, where = builtIn, "the built-in samples"
+	}
+	if o.PolicyDir == "" {
+		o.PolicyDir = filepath.Join(o.DataDir, "policies")
+		if err := os.CopyFS(o.PolicyDir, policies.Library); err != nil {
+			return fmt.Errorf("built-in policies: %w", err)
+		}
+	}
+	payloads, nodes, err := loadPayloads(src, where)
 	if err != nil {
 		return err
 	}
@@ -99,6 +125,12 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		resp.Body.Close()
 		fmt.Fprintf(out, "POST %-20s -> %s %s", p.name, resp.Status, body)
 	}
+	// The demo's operator approves what the policy holds for a person (the PSI cordon),
+	// so that the whole path shows: on the embedded default the approved cluster action
+	// is recorded as unavailable, with what to configure.
+	if err := approveHeld(ctx, a, len(payloads), o.Timeout, out); err != nil {
+		fmt.Fprintf(out, "\nwarning: %v\n", err)
+	}
 	if err := waitSettled(ctx, a.Store, len(payloads), o.Timeout); err != nil {
 		fmt.Fprintf(out, "\nwarning: %v\n", err)
 	}
@@ -110,7 +142,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	fmt.Fprintln(out, "\nDecisions:")
 	for _, e := range evs {
 		if e.Type == audit.Decision {
-			fmt.Fprintf(out, "  %-24s %-13s %-9s %s\n", e.Node, e.Kind, e.Outcome, report.Summary(e))
+			fmt.Fprintf(out, "  %-24s %-13s %-16s %s\n", e.Node, e.Kind, e.Outcome, report.Summary(e))
 		}
 	}
 	fmt.Fprintln(out, "\nAudit log:")
@@ -122,10 +154,10 @@ type payload struct {
 	body []byte
 }
 
-func loadPayloads(dir string) ([]payload, []string, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+func loadPayloads(src fs.FS, where string) ([]payload, []string, error) {
+	files, err := fs.Glob(src, "*.json")
 	if err != nil || len(files) == 0 {
-		return nil, nil, fmt.Errorf("no sample payloads (*.json) in %s", dir)
+		return nil, nil, fmt.Errorf("no sample payloads (*.json) in %s", where)
 	}
 	sort.Strings(files)
 	seen := map[string]bool{}
@@ -133,7 +165,7 @@ func loadPayloads(dir string) ([]payload, []string, error) {
 	var nodes []string
 	m := alertmanager.DefaultMapping()
 	for _, f := range files {
-		b, err := os.ReadFile(f)
+		b, err := fs.ReadFile(src, f)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -147,7 +179,7 @@ func loadPayloads(dir string) ([]payload, []string, error) {
 				nodes = append(nodes, s.Node)
 			}
 		}
-		ps = append(ps, payload{name: filepath.Base(f), body: b})
+		ps = append(ps, payload{name: path.Base(f), body: b})
 	}
 	return ps, nodes, nil
 }
@@ -189,4 +221,42 @@ func waitSettled(ctx context.Context, st audit.Store, signals int, timeout time.
 		}
 	}
 	return errors.New("timed out waiting for decisions and results")
+}
+
+// approveHeld waits until every signal is decided, then approves each pending request as
+// the demo's operator and says so.
+func approveHeld(ctx context.Context, a *app.App, signals int, timeout time.Duration, out io.Writer) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		evs, err := a.Store.Query(ctx, audit.Filter{Type: audit.Decision, Limit: 10000})
+		if err != nil {
+			return err
+		}
+		if len(evs) >= signals {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("timed out waiting for decisions")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	held, err := a.Approvals.List(ctx, false)
+	if err != nil {
+		return err
+	}
+	if len(held) > 0 {
+		fmt.Fprintln(out)
+	}
+	who := approval.Identity{Name: "demo-operator", Role: approval.Approver}
+	for _, r := range held {
+		if _, err := a.Approvals.Approve(ctx, r.ID, who, "approved by the demo"); err != nil {
+			return fmt.Errorf("approve %s: %w", r.ID, err)
+		}
+		fmt.Fprintf(out, "approved %s on %s as %s (the policy asks a person for it)\n", r.Held.Request.Action, r.Held.Request.Node, who.Name)
+	}
+	return nil
 }

@@ -359,6 +359,11 @@ func (g *Guards) commit(c Candidate, now time.Time) {
 	if g.takesOut(c.Action) && !c.NodeFacts.Unschedulable {
 		g.inflight[c.Node] = outNode{labels: c.NodeFacts.Labels, since: now}
 	}
+	if slices.Contains(g.cfg.UncordonActions, c.Action) {
+		// remedy puts the node back: its blast-radius slot is free at once, not when the
+		// facts have caught up (or after InflightTTL, when they never showed it out).
+		delete(g.inflight, c.Node)
+	}
 }
 
 // observe records a firing for the storm breaker and hysteresis, and trips the breaker.
@@ -454,6 +459,17 @@ func (g *Guards) blast(ctx context.Context, c Candidate) ([]BlastStatus, Verdict
 	}
 	nodes, listed := g.list(ctx)
 	g.settle(ctx, g.now())
+	cluster := c.Cluster
+	if !listed {
+		// The candidate's picture was taken when its input was built, before other
+		// decisions' cordons showed up; settle (just now) stops counting those as
+		// in flight once the facts show them, so the count must come from the facts
+		// of now, read after settle, or a cordon is counted nowhere.
+		// The larger of the two counts is kept: neither undercounts what it saw.
+		if cl, err := g.facts.Cluster(ctx); err == nil {
+			cluster = newer(c.Cluster, cl)
+		}
+	}
 	var out []BlastStatus
 	var refusal Verdict
 	for _, r := range rules {
@@ -484,12 +500,12 @@ func (g *Guards) blast(ctx context.Context, c Candidate) ([]BlastStatus, Verdict
 				}
 			}
 		} else {
-			st.Total = c.Cluster.Nodes
+			st.Total = cluster.Nodes
 			switch {
 			case r.GroupBy != "":
-				st.Out = c.Cluster.CordonedBy[r.GroupBy][group]
+				st.Out = cluster.CordonedBy[r.GroupBy][group]
 			case len(r.Selector) == 0:
-				st.Out = c.Cluster.Cordoned
+				st.Out = cluster.Cordoned
 			}
 		}
 		for name, o := range g.inflight {
@@ -518,6 +534,22 @@ func (g *Guards) blast(ctx context.Context, c Candidate) ([]BlastStatus, Verdict
 		}
 	}
 	return out, refusal
+}
+
+// newer merges two pictures of the cluster, each count the larger of the two.
+func newer(a, b facts.Cluster) facts.Cluster {
+	out := facts.Cluster{Nodes: max(a.Nodes, b.Nodes), Cordoned: max(a.Cordoned, b.Cordoned), CordonedBy: map[string]map[string]int{}}
+	for _, by := range []map[string]map[string]int{a.CordonedBy, b.CordonedBy} {
+		for label, counts := range by {
+			if out.CordonedBy[label] == nil {
+				out.CordonedBy[label] = map[string]int{}
+			}
+			for v, n := range counts {
+				out.CordonedBy[label][v] = max(out.CordonedBy[label][v], n)
+			}
+		}
+	}
+	return out
 }
 
 func limit(r BlastRadius, total int) int {

@@ -46,10 +46,7 @@ func readDir(dir string) (*fileSet, error) {
 	set := &fileSet{src: dir, modules: map[string]*ast.Module{}, data: res.Documents}
 	raw := map[string][]byte{}
 	for path, f := range res.Modules {
-		rel, err := filepath.Rel(dir, path)
-		if err != nil {
-			rel = path
-		}
+		rel := relTo(dir, path)
 		set.modules[rel] = f.Parsed
 		set.names = append(set.names, rel)
 		raw[rel] = f.Raw
@@ -64,6 +61,22 @@ func readDir(dir string) (*fileSet, error) {
 	set.names = append(set.names, dataFiles...)
 	slices.Sort(set.names)
 	return set, nil
+}
+
+// relTo names a file the loader read relative to the directory it was given, so that
+// names (and the revision hashed from them) do not depend on how the directory was
+// named. The loader drops the leading "/" of absolute paths.
+func relTo(dir, path string) string {
+	dir = filepath.Clean(dir)
+	for _, p := range []string{path, "/" + path} {
+		if filepath.IsAbs(p) != filepath.IsAbs(dir) {
+			continue
+		}
+		if rel, err := filepath.Rel(dir, p); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return rel
+		}
+	}
+	return path
 }
 
 // listDataFiles names the data files the loader read, for Policy.Files.

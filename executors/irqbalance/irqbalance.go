@@ -120,18 +120,23 @@ func (e *Executor) Execute(ctx context.Context, req executors.Request) executors
 	if err != nil {
 		return fail(executors.Failed, nil, err)
 	}
+	would := fmt.Sprintf("would try-restart %s and re-read %d NIC queue IRQ affinities after %s", Unit, len(irqs), e.Settle)
 	state, err := e.Systemd.ActiveState(ctx, Unit)
 	switch {
 	case errors.Is(err, ErrNoUnit):
 		return fail(executors.Refused, before, err)
+	case err != nil && req.DryRun:
+		// A dry run changes nothing, so an unreachable systemd does not fail it: it says
+		// what it would do and what it could not check.
+		return executors.Finish(req, start, executors.Result{Status: executors.DryRun, Before: before,
+			Message: fmt.Sprintf("%s; could not check that %s is active: %v", would, Unit, err)})
 	case err != nil:
 		return fail(executors.Failed, before, err)
 	case state != "active":
 		return fail(executors.Refused, before, fmt.Errorf("%s is %s: try-restart would not start it", Unit, state))
 	}
 	if req.DryRun {
-		return executors.Finish(req, start, executors.Result{Status: executors.DryRun, Before: before,
-			Message: fmt.Sprintf("would try-restart %s and re-read %d NIC queue IRQ affinities after %s", Unit, len(irqs), e.Settle)})
+		return executors.Finish(req, start, executors.Result{Status: executors.DryRun, Before: before, Message: would})
 	}
 	if err := e.Systemd.TryRestart(ctx, Unit); err != nil {
 		return fail(executors.Failed, before, err)

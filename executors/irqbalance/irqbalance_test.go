@@ -94,6 +94,11 @@ func TestExecuteFake(t *testing.T) {
 		{name: "dry run", params: `{}`, dry: true,
 			sd:     func(string) *fakeSystemd { return &fakeSystemd{state: "active"} },
 			status: executors.DryRun, msg: "would try-restart irqbalance.service and re-read 6 NIC queue IRQ affinities after 5s"},
+		{name: "dry run without systemd says what it could not check", params: `{}`, dry: true,
+			sd: func(string) *fakeSystemd {
+				return &fakeSystemd{stateErr: fmt.Errorf("%w: dial /run/dbus/system_bus_socket: no such file", irqbalance.ErrNoSystemd)}
+			},
+			status: executors.DryRun, msg: "would try-restart irqbalance.service and re-read 6 NIC queue IRQ affinities after 5s; could not check that irqbalance.service is active: systemd unreachable: dial /run/dbus/system_bus_socket: no such file"},
 		{name: "inactive unit", params: `{}`,
 			sd:     func(string) *fakeSystemd { return &fakeSystemd{state: "inactive"} },
 			status: executors.Refused, msg: "irqbalance.service is inactive: try-restart would not start it"},

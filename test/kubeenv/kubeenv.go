@@ -54,6 +54,12 @@ type Options struct {
 	StartTimeout time.Duration
 	// ExtraAPIServerFlags are appended to kube-apiserver's command line.
 	ExtraAPIServerFlags []string
+	// Cluster starts a whole cluster (cluster.go): kube-controller-manager,
+	// kube-scheduler and kwok as well. Tests that only need the API leave it off.
+	Cluster bool
+	// Nodes is how many kwok nodes a whole cluster starts with (kwok-node-0, ...);
+	// Env.AddNodes adds more.
+	Nodes int
 }
 
 // Env is a running control plane.
@@ -68,8 +74,10 @@ type Env struct {
 	Dir string
 
 	etcd, apiserver *process
-	stopOnce        sync.Once
-	keepDir         bool
+	// extra are the whole cluster's processes (controller-manager, scheduler, kwok).
+	extra    []*process
+	stopOnce sync.Once
+	keepDir  bool
 }
 
 type process struct {
@@ -235,6 +243,11 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	if err := writeKubeconfig(e.Kubeconfig, e.URL, filepath.Join(certDir, "apiserver.crt"), token); err != nil {
 		return nil, err
 	}
+	if o.Cluster {
+		if err := e.startCluster(ctx, o); err != nil {
+			return nil, err
+		}
+	}
 	ok = true
 	return e, nil
 }
@@ -243,7 +256,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 // to call more than once.
 func (e *Env) Stop() {
 	e.stopOnce.Do(func() {
-		for _, p := range []*process{e.apiserver, e.etcd} {
+		for _, p := range append(e.extra, e.apiserver, e.etcd) {
 			if p != nil {
 				p.stop(10 * time.Second)
 			}
@@ -257,7 +270,7 @@ func (e *Env) Stop() {
 // Logs returns the last lines of both processes' logs, for a failing test to print.
 func (e *Env) Logs(lines int) string {
 	var b strings.Builder
-	for _, p := range []*process{e.etcd, e.apiserver} {
+	for _, p := range append([]*process{e.etcd, e.apiserver}, e.extra...) {
 		if p != nil {
 			fmt.Fprintf(&b, "--- %s (last %d lines)\n%s\n", p.name, lines, tail(p.log, lines))
 		}

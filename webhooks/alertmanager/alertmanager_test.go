@@ -33,7 +33,7 @@ func (s *recordSink) Submit(_ context.Context, sigs []signal.Signal) error {
 
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile("../../testdata/alertmanager/" + name)
+	b, err := os.ReadFile("../../engine/demo/samples/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
