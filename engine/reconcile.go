@@ -290,6 +290,10 @@ func (e *Engine) PlanApproved(ctx context.Context, id string, version int64, dry
 	if err != nil {
 		return audit.Action{}, err
 	}
+	if row.State != audit.StateHeld || (version != 0 && row.Version != version) {
+		// Decided meanwhile (a final row keeps no request to decode).
+		return audit.Action{}, &audit.Conflict{ID: id, Want: []audit.State{audit.StateHeld}, Version: version, Current: &row}
+	}
 	req, err := decodeRequest(&row)
 	if err != nil {
 		return audit.Action{}, err

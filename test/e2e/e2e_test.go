@@ -219,7 +219,7 @@ func TestDemo(t *testing.T) {
 	root := testenv.RepoRoot()
 	var out strings.Builder
 	err := demo.Run(context.Background(), demo.Options{
-		PolicyDir: filepath.Join(root, "policies"), PayloadDir: filepath.Join(root, "testdata", "alertmanager"),
+		PolicyDir: filepath.Join(root, "policies"), PayloadDir: filepath.Join(root, "engine", "demo", "samples"),
 		Timeout: 30 * time.Second,
 	}, &out)
 	if err != nil {

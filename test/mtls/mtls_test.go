@@ -55,7 +55,7 @@ func TestMutualTLSWebhook(t *testing.T) {
 	if got := a.URL(); got != "https://"+a.Addr() {
 		t.Fatalf("URL %s, want https", got)
 	}
-	body, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "testdata", "alertmanager", "irq_skew.json"))
+	body, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "engine", "demo", "samples", "irq_skew.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

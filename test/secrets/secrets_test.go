@@ -51,7 +51,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "testdata", "alertmanager", "packet_drops.json"))
+	body, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "engine", "demo", "samples", "packet_drops.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
