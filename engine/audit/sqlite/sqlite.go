@@ -218,7 +218,14 @@ func (t sqlTx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows,
 }
 
 func (t sqlTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
-	res, err := t.tx.ExecContext(ctx, q, args...)
+	var res sql.Result
+	var err error
+	if st := t.stmts.get(ctx, q); st != nil {
+		// The ledger's upsert runs for every change: prepared once, not per commit.
+		res, err = t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	} else {
+		res, err = t.tx.ExecContext(ctx, q, args...)
+	}
 	if err != nil {
 		return 0, err
 	}
