@@ -184,6 +184,7 @@ func New(o Options) (*Engine, error) {
 
 // Start runs the workers and the recovery sweep until Stop.
 func (e *Engine) Start(ctx context.Context) {
+	e.cancel() // the context New made for use before Start
 	e.ctx, e.cancel = context.WithCancel(ctx)
 	for range e.o.Workers {
 		e.wg.Add(1)
