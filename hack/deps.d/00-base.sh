@@ -15,4 +15,4 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # Debian starts the packaged Alertmanager as a service; the tests run their own.
 if command -v service >/dev/null 2>&1; then service prometheus-alertmanager stop >/dev/null 2>&1 || true; fi
-echo "alertmanager: $(prometheus-alertmanager --version 2>&1 | head -1)"
+echo "alertmanager: $(prometheus-alertmanager --version 2>&1 | sed -n 1p)"

@@ -18,4 +18,4 @@ if need kube-apiserver; then
   build kube-apiserver test/tools/k8s k8s.io/kubernetes/cmd/kube-apiserver "$ldflags"
 fi
 "$bin/kube-apiserver" --version
-"$bin/etcd" --version | head -1
+"$bin/etcd" --version | sed -n 1p

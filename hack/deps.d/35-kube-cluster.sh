@@ -26,4 +26,4 @@ if need kwok; then
 fi
 "$bin/kube-scheduler" --version
 "$bin/kube-controller-manager" --version
-"$bin/kwok" --version 2>/dev/null | head -1 || true
+"$bin/kwok" --version 2>/dev/null | sed -n 1p || true

@@ -9,8 +9,8 @@ cd "$(dirname "$0")/../.."
 version=v1.22.3
 bin="$PWD/.cache/bin"
 mkdir -p "$bin"
-if [ -x "$bin/opa" ] && "$bin/opa" version 2>/dev/null | grep -qx "Version: ${version#v}"; then
-  echo "opa: $("$bin/opa" version | head -1)"
+if [ -x "$bin/opa" ] && "$bin/opa" version 2>/dev/null | grep -x "Version: ${version#v}" >/dev/null; then
+  echo "opa: $("$bin/opa" version | sed -n 1p)"
   exit 0
 fi
 echo "installing opa $version into $bin ..."
@@ -20,4 +20,4 @@ tmp=$(mktemp -d "$bin/.opa.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 GOBIN="$tmp" GOFLAGS=-mod=mod go install "github.com/open-policy-agent/opa@$version"
 mv "$tmp/opa" "$bin/opa"
-echo "opa: $("$bin/opa" version | head -1)"
+echo "opa: $("$bin/opa" version | sed -n 1p)"

@@ -35,6 +35,6 @@ if ! command -v kubectl >/dev/null 2>&1 && [ ! -x "$root/.cache/bin/kubectl" ]; 
   mv "$root/.cache/bin/.kubectl.tmp" "$root/.cache/bin/kubectl"
 fi
 
-echo "promtool: $(promtool --version 2>&1 | head -1)"
-echo "amtool: $(amtool --version 2>&1 | head -1)"
-echo "kubectl: $( (command -v kubectl || echo "$root/.cache/bin/kubectl") | head -1)"
+echo "promtool: $(promtool --version 2>&1 | sed -n 1p)"
+echo "amtool: $(amtool --version 2>&1 | sed -n 1p)"
+echo "kubectl: $( (command -v kubectl || echo "$root/.cache/bin/kubectl") | sed -n 1p)"

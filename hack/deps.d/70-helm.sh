@@ -12,7 +12,7 @@ root=$PWD
 bin="$root/.cache/bin"
 version=v4.3.2
 mkdir -p "$bin"
-if [ "${HELM_DEPS_FORCE:-}" != 1 ] && [ -x "$bin/helm" ] && "$bin/helm" version --short 2>/dev/null | grep -q "^$version"; then
+if [ "${HELM_DEPS_FORCE:-}" != 1 ] && [ -x "$bin/helm" ] && "$bin/helm" version --short 2>/dev/null | grep "^$version" >/dev/null; then
   echo "helm: $("$bin/helm" version --short)"
   exit 0
 fi
