@@ -30,15 +30,21 @@ type env struct {
 	t   *testing.T
 	ctx context.Context
 	a   *app.App
+	nc  *nats.Conn
 	js  jetstream.JetStream
 }
 
-func start(t *testing.T) *env {
+// start runs an engine on its embedded NATS; with, when given, adjusts its options.
+func start(t *testing.T, with ...func(*app.Options)) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	a, err := app.Start(ctx, app.Options{DataDir: t.TempDir(), PolicyDir: "../e2e/testdata/policies", Listen: "127.0.0.1:0",
-		NATSListen: "127.0.0.1:-1", PolicyReload: -1, SweepInterval: 100 * time.Millisecond})
+	o := app.Options{DataDir: t.TempDir(), PolicyDir: "../e2e/testdata/policies", Listen: "127.0.0.1:0",
+		NATSListen: "127.0.0.1:-1", PolicyReload: -1, SweepInterval: 100 * time.Millisecond}
+	for _, f := range with {
+		f(&o)
+	}
+	a, err := app.Start(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +58,7 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, ctx: ctx, a: a, js: js}
+	return &env{t: t, ctx: ctx, a: a, nc: nc, js: js}
 }
 
 func (v *env) publish(subject string, data []byte) {
@@ -245,21 +251,8 @@ func TestReplayAfterJournalLossIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	a, err := app.Start(ctx, app.Options{DataDir: t.TempDir(), PolicyDir: "../e2e/testdata/policies", Listen: "127.0.0.1:0",
-		NATSListen: "127.0.0.1:-1", PolicyReload: -1, SweepInterval: 100 * time.Millisecond, DryRun: true, SigningKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Stop()
-	nc, err := nats.Connect(a.NATSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	v := &env{t: t, ctx: ctx, a: a, js: js}
+	v := start(t, func(o *app.Options) { o.DryRun, o.SigningKey = true, key })
+	ctx, a, nc, js := v.ctx, v.a, v.nc, v.js
 	// An eavesdropper on the node's subject keeps the signed envelope.
 	captured := make(chan []byte, 4)
 	sub, err := nc.Subscribe(bus.ActionSubject(node), func(m *nats.Msg) { captured <- m.Data })
